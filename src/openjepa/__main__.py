@@ -1,0 +1,3 @@
+from openjepa.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,225 @@
+"""`openjepa` command line: train, eval, embed, demo, bench.
+
+Run `openjepa COMMAND --help` for each command's options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+EPILOG = """examples:
+  openjepa demo                                   # train briefly on Fashion-MNIST, compare to baselines, write report.html
+  openjepa train configs/smoke.yaml --out runs/smoke
+  openjepa train configs/ijepa_vit_cpu.yaml --train.steps=2000 --optim.lr=5e-4
+  openjepa train --resume runs/smoke              # continue a run from its last checkpoint
+  openjepa eval runs/smoke --baselines            # linear probe + kNN + collapse panel on Fashion-MNIST test
+  openjepa embed runs/smoke my_images/ --out features.npy
+  openjepa bench images --quick --out bench.json
+"""
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from openjepa.config import load_config
+    from openjepa.eval.report import write_report
+    from openjepa.train.loop import train
+    from openjepa.train.run import default_run_dir, find_preset
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.yaml").is_file():
+            raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml)")
+        if args.config:
+            raise ValueError("give either CONFIG or --resume RUN_DIR, not both (a resumed run keeps its own config)")
+        cfg = load_config(run_dir / "config.yaml", args.overrides)
+        summary = train(cfg, run_dir, resume=True)
+    else:
+        if not args.config:
+            raise ValueError("CONFIG is required (a YAML file or a preset name such as 'smoke'), or use --resume RUN_DIR")
+        path = find_preset(args.config)
+        cfg = load_config(path, args.overrides)
+        run_dir = Path(args.out) if args.out else default_run_dir(str(path))
+        summary = train(cfg, run_dir)
+    report = write_report(run_dir)
+    state = "finished" if summary["finished"] else f"stopped at step {summary['steps']}"
+    print(f"{state}: final loss {summary['final_loss']:.4f}; checkpoints in {run_dir / 'checkpoints'}; report {report}")
+    if summary["collapse_warned"]:
+        print("WARNING: the collapse panel flagged this run; see the report.")
+    return 0
+
+
+def _print_rows(rows: list[dict]) -> None:
+    print(f"{'model':<14} {'linear':>8} {'kNN-20':>8} {'RankMe':>8} {'feat_std':>9} {'collapsed':>9}")
+    for r in rows:
+        print(f"{r['name']:<14} {100 * r['linear_top1']:>7.1f}% {100 * r['knn_top1']:>7.1f}% {r['rankme']:>8.1f} "
+              f"{r['feat_std']:>9.4f} {str(r['collapsed']):>9}")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    overrides = list(args.overrides)
+    if args.train_samples:
+        overrides.append(f"--eval.train_samples={args.train_samples}")
+    if args.test_samples:
+        overrides.append(f"--eval.test_samples={args.test_samples}")
+    from openjepa.eval.evaluate import evaluate_run
+
+    result = evaluate_run(args.target, args.baselines, overrides, progress=not args.json)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print_rows(result["rows"])
+        for w in result["warnings"]:
+            print("WARNING:", w)
+        if "report" in result:
+            print(f"report: {result['report']}")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from openjepa.data.images import load_images
+    from openjepa.eval.features import extract_features
+    from openjepa.train.checkpoint import load_method
+    from openjepa.train.run import select_device
+
+    method, cfg, _ = load_method(args.checkpoint)
+    device = select_device(cfg.train.device)
+    x, _ = load_images(args.input, cfg.data.img_size, cfg.data.channels, skip_bad=args.skip_bad)
+    z = extract_features(method.eval_encoder().to(device), x, device, cfg.train.precision, cfg.eval.batch_size,
+                         progress=True, desc="embed")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, z.numpy())
+    print(f"wrote {out}: shape {tuple(z.shape)} (N images, D={z.shape[1]} mean-pooled features)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from openjepa.config import load_config
+    from openjepa.eval.evaluate import evaluate_run
+    from openjepa.train.loop import train
+    from openjepa.train.run import find_preset
+
+    run_dir = Path(args.out)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = run_dir.with_name(f"{run_dir.name}-{stamp}")
+    overrides = [f"--train.steps={args.steps}", f"--train.monitor_every={max(args.steps // 6, 1)}",
+                 f"--optim.warmup_frac=0.1", f"--eval.train_samples={args.eval_samples}",
+                 f"--eval.test_samples=10000"]
+    cfg = load_config(find_preset("ijepa_vit_cpu"), overrides + list(args.overrides))
+    print(f"OpenJEPA demo: I-JEPA on Fashion-MNIST, {cfg.train.steps} steps of the CPU preset, then a linear probe "
+          f"and kNN against the raw-pixel and untrained-encoder baselines.")
+    t0 = time.time()
+    summary = train(cfg, run_dir)
+    train_s = time.time() - t0
+    result = evaluate_run(run_dir, baselines=True, overrides=[])
+    print()
+    print(f"trained for {train_s / 60:.1f} min ({summary['steps']} steps); results on the Fashion-MNIST test set:")
+    _print_rows(result["rows"])
+    rows = {r["name"]: r for r in result["rows"]}
+    j, rnd, pix = rows[cfg.train.method], rows["random_init"], rows["raw_pixels"]
+    print(f"\nkNN top-1: I-JEPA {100 * j['knn_top1']:.1f}% vs untrained {100 * rnd['knn_top1']:.1f}% "
+          f"({100 * (j['knn_top1'] - rnd['knn_top1']):+.1f} points) vs raw pixels {100 * pix['knn_top1']:.1f}%.")
+    for w in result["warnings"]:
+        print("WARNING:", w)
+    print(f"run directory: {run_dir}\nreport: {result['report']}")
+    print("A longer run (configs/ijepa_vit_cpu.yaml, ~15 min) or `openjepa bench images` gives stronger features.")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from openjepa.bench import SUITES
+
+    result = SUITES[args.suite](quick=args.quick, workdir=Path(args.workdir), overrides=list(args.overrides))
+    out = Path(args.out) if args.out else Path(args.workdir) / f"{args.suite}{'_quick' if args.quick else ''}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    for r in result["rows"]:
+        print(json.dumps({k: r[k] for k in r if k not in ("config",)}))
+    print(f"wrote {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from openjepa.bench import SUITES
+
+    p = argparse.ArgumentParser(prog="openjepa", description="Joint-Embedding Predictive Architectures: train, "
+                                "evaluate and benchmark self-supervised encoders.", epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model from a YAML config", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Train from a YAML config (a path or a preset name: smoke, ijepa_vit_cpu, "
+                       "ijepa_vit_gpu). Override any key with --section.key=value (sections: data, model, mask, "
+                       "optim, train, eval). The run directory gets config.yaml, metrics.jsonl, checkpoints/ and "
+                       "report.html.", epilog="example: openjepa train smoke --out runs/smoke --train.steps=50")
+    t.add_argument("config", nargs="?", help="YAML config file or preset name")
+    t.add_argument("--out", help="run directory (default: runs/<config>-<time>)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint (exactly)")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="linear probe, kNN and collapse panel of a frozen encoder",
+                       description="Evaluate the encoder of a run directory or checkpoint on Fashion-MNIST: linear "
+                       "probe top-1, weighted kNN-20 top-1, RankMe, feature std, mean cosine. With a run directory, "
+                       "writes eval.json, embedding.npz and an updated report.html there.")
+    e.add_argument("target", metavar="RUN_DIR_OR_CHECKPOINT")
+    e.add_argument("--json", action="store_true", help="print the result as JSON")
+    e.add_argument("--baselines", action="store_true", help="also evaluate raw pixels and an untrained encoder")
+    e.add_argument("--train-samples", type=int, help="labelled train images for the probes (default 60000)")
+    e.add_argument("--test-samples", type=int, help="test images scored (default 10000)")
+    e.set_defaults(func=cmd_eval)
+
+    m = sub.add_parser("embed", help="embed images with a trained encoder",
+                       description="Write mean-pooled encoder features (N, D) float32 for a folder of PNG/JPEG "
+                       "images (searched recursively, sorted by path) or an .npy uint8 array (N, H, W) / (N, H, W, C). "
+                       "Images are converted to the model's size and channels.")
+    m.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or run directory")
+    m.add_argument("input", metavar="INPUT", help="image folder or .npy file")
+    m.add_argument("--out", required=True, metavar="FEATURES.npy")
+    m.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted) instead of failing")
+    m.set_defaults(func=cmd_embed)
+
+    d = sub.add_parser("demo", help="the quick tour: train, evaluate against baselines, write a report",
+                       description="Train the CPU preset briefly on Fashion-MNIST (about 5-8 minutes on 2 cores), "
+                       "evaluate it against raw pixels and an untrained encoder, write report.html.")
+    d.add_argument("--out", default="runs/demo", help="run directory (default runs/demo; a timestamp is added if taken)")
+    d.add_argument("--steps", type=int, default=600, help="training steps (default 600)")
+    d.add_argument("--eval-samples", type=int, default=10000, help="labelled train images for the probes")
+    d.set_defaults(func=cmd_demo)
+
+    b = sub.add_parser("bench", help="run a benchmark suite and write its JSON result",
+                       description="Run a benchmark suite; writes {suite, git_sha, machine, config, rows}. "
+                       "Each trained model's row names its checkpoint under --workdir.")
+    b.add_argument("suite", choices=sorted(SUITES))
+    b.add_argument("--quick", action="store_true", help="a small version that finishes in minutes (all rows)")
+    b.add_argument("--out", help="result file (default WORKDIR/SUITE[_quick].json)")
+    b.add_argument("--workdir", default="bench_work", help="where runs and checkpoints go (default bench_work)")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from openjepa.config import ConfigError
+
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    bad = [r for r in rest if not (r.startswith("--") and "=" in r and "." in r.split("=", 1)[0])]
+    if bad:
+        parser.error(f"unrecognized arguments: {' '.join(bad)} (config overrides look like --section.key=value)")
+    if rest and args.command == "embed":
+        parser.error("embed takes no config overrides")
+    args.overrides = rest
+    try:
+        return args.func(args)
+    except (ConfigError, FileNotFoundError, FileExistsError, ValueError, RuntimeError) as e:
+        print(f"openjepa {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,304 @@
+"""Typed run configuration: dataclass defaults -> short YAML -> `--section.key=value` overrides.
+
+A run is described by one `Config` holding one dataclass per section (`data`, `model`, `mask`, `optim`,
+`train`, `eval`). `load_config(path, overrides)` merges the three layers and validates them: an unknown
+section or key raises `ConfigError` naming it (with the closest valid name for typos), and a value of the
+wrong type or out of range raises `ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration key or value is invalid; the message names the key."""
+
+
+def _check(cond: bool, key: str, msg: str) -> None:
+    if not cond:
+        raise ConfigError(f"{key}: {msg}")
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "fashion_mnist"  # fashion_mnist | images (a folder of PNG/JPEG or an .npy array, see `path`)
+    path: str | None = None  # dataset location; for fashion_mnist an optional directory searched first
+    img_size: int = 28  # images are resized/cropped to img_size x img_size
+    channels: int = 1  # 1 (grey) or 3 (RGB); inputs are converted
+    batch_size: int = 128  # global batch size
+    crop_scale: tuple[float, float] = (0.3, 1.0)  # random-resized-crop area range (I-JEPA: 0.3-1.0)
+    flip: bool = False  # random horizontal flip (I-JEPA uses none)
+    skip_bad: bool = False  # skip unreadable image files (counted in a warning) instead of failing
+
+    def __post_init__(self) -> None:
+        _check(self.dataset in ("fashion_mnist", "images"), "data.dataset", f"must be 'fashion_mnist' or 'images', got {self.dataset!r}")
+        _check(self.dataset != "images" or bool(self.path), "data.path", "is required when data.dataset='images'")
+        _check(self.img_size >= 4, "data.img_size", f"must be >= 4, got {self.img_size}")
+        _check(self.channels in (1, 3), "data.channels", f"must be 1 or 3, got {self.channels}")
+        _check(self.batch_size >= 1, "data.batch_size", f"must be >= 1, got {self.batch_size}")
+        lo, hi = self.crop_scale
+        _check(0 < lo <= hi <= 1, "data.crop_scale", f"must satisfy 0 < lo <= hi <= 1, got {self.crop_scale}")
+
+
+@dataclass
+class ModelConfig:
+    encoder: str = "vit"  # key of openjepa.models.ENCODERS
+    patch_size: int = 4  # square patches; img_size must be divisible by it
+    dim: int = 192  # encoder width
+    depth: int = 6  # encoder blocks
+    heads: int = 3  # encoder attention heads
+    mlp_ratio: float = 4.0
+    pred_dim: int = 96  # predictor width (narrow: ~0.3-0.5x the encoder)
+    pred_depth: int = 4
+    pred_heads: int = 3
+
+    def __post_init__(self) -> None:
+        from openjepa.models import ENCODERS
+
+        _check(self.encoder in ENCODERS, "model.encoder", f"unknown encoder {self.encoder!r}; choose from {sorted(ENCODERS)}")
+        for key in ("patch_size", "dim", "depth", "heads", "pred_dim", "pred_depth", "pred_heads"):
+            _check(getattr(self, key) >= 1, f"model.{key}", f"must be >= 1, got {getattr(self, key)}")
+        _check(self.dim % self.heads == 0, "model.heads", f"model.dim={self.dim} must be divisible by model.heads={self.heads}")
+        _check(self.pred_dim % self.pred_heads == 0, "model.pred_heads", f"model.pred_dim={self.pred_dim} must be divisible by model.pred_heads={self.pred_heads}")
+        _check(self.mlp_ratio > 0, "model.mlp_ratio", f"must be > 0, got {self.mlp_ratio}")
+
+
+@dataclass
+class MaskConfig:
+    n_targets: int = 4  # target blocks per image
+    target_scale: tuple[float, float] = (0.15, 0.2)  # area fraction of each target block
+    target_aspect: tuple[float, float] = (0.75, 1.5)  # h/w, drawn log-uniformly, independent of the scale
+    context_scale: tuple[float, float] = (0.85, 1.0)  # area fraction of the context block (targets then removed)
+    context_aspect: tuple[float, float] = (1.0, 1.0)
+    min_context: int = 4  # fewest context patches kept per image
+
+    def __post_init__(self) -> None:
+        _check(self.n_targets >= 1, "mask.n_targets", f"must be >= 1, got {self.n_targets}")
+        _check(self.min_context >= 1, "mask.min_context", f"must be >= 1, got {self.min_context}")
+        for key in ("target_scale", "context_scale"):
+            lo, hi = getattr(self, key)
+            _check(0 < lo <= hi <= 1, f"mask.{key}", f"must satisfy 0 < lo <= hi <= 1, got {(lo, hi)}")
+        for key in ("target_aspect", "context_aspect"):
+            lo, hi = getattr(self, key)
+            _check(0 < lo <= hi, f"mask.{key}", f"must satisfy 0 < lo <= hi, got {(lo, hi)}")
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3  # peak learning rate (reached after warm-up)
+    start_lr: float = 2e-4  # learning rate at step 0
+    final_lr: float = 1e-6  # learning rate at the last step (cosine decay)
+    warmup_frac: float = 0.1  # fraction of steps spent in linear warm-up
+    weight_decay: float = 0.04  # weight decay at step 0 ...
+    final_weight_decay: float = 0.4  # ... rising on a cosine to this value (I-JEPA)
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
+    ema_start: float = 0.996  # target-encoder EMA momentum at step 0 ...
+    ema_end: float = 1.0  # ... linearly increased to this value at the last step
+
+    def __post_init__(self) -> None:
+        for key in ("lr", "start_lr", "final_lr", "weight_decay", "final_weight_decay", "grad_clip"):
+            _check(getattr(self, key) >= 0, f"optim.{key}", f"must be >= 0, got {getattr(self, key)}")
+        _check(0 <= self.warmup_frac < 1, "optim.warmup_frac", f"must be in [0, 1), got {self.warmup_frac}")
+        _check(0 <= self.ema_start <= 1 and 0 <= self.ema_end <= 1, "optim.ema_start", "EMA momenta must lie in [0, 1]")
+        _check(all(0 <= b < 1 for b in self.betas), "optim.betas", f"must lie in [0, 1), got {self.betas}")
+
+
+@dataclass
+class TrainConfig:
+    method: str = "ijepa"  # key of openjepa.methods.METHODS
+    steps: int = 1000  # optimiser steps (the schedules span exactly this many)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    precision: str = "bf16"  # bf16 (autocast; the fast path on CPU and GPU) | fp32
+    loss: str = "smooth_l1"  # smooth_l1 (I-JEPA code) | l2 (I-JEPA paper)
+    log_every: int = 10  # steps between metrics.jsonl rows
+    monitor_every: int = 100  # steps between online collapse panel + kNN probe (0 disables)
+    monitor_samples: int = 512  # held-out images used by the online panel
+    ckpt_every: int = 500  # steps between checkpoints (last.pt); best.pt follows the online kNN probe
+    stop_after: int = 0  # stop (as if killed) after this many steps of this invocation; 0 = run to the end
+    threads: int = 0  # torch CPU threads; 0 = torch default
+    progress: bool = True  # tqdm progress bar
+
+    def __post_init__(self) -> None:
+        from openjepa.methods import METHODS
+
+        _check(self.method in METHODS, "train.method", f"unknown method {self.method!r}; choose from {sorted(METHODS)}")
+        _check(self.steps >= 1, "train.steps", f"must be >= 1, got {self.steps}")
+        _check(self.precision in ("bf16", "fp32"), "train.precision", f"must be 'bf16' or 'fp32', got {self.precision!r}")
+        _check(self.loss in ("smooth_l1", "l2"), "train.loss", f"must be 'smooth_l1' or 'l2', got {self.loss!r}")
+        dev = self.device.split(":")[0]
+        _check(dev in ("auto", "cpu", "cuda", "mps"), "train.device", f"must be auto, cpu, cuda[:N] or mps, got {self.device!r}")
+        for key in ("log_every", "ckpt_every"):
+            _check(getattr(self, key) >= 1, f"train.{key}", f"must be >= 1, got {getattr(self, key)}")
+        for key in ("monitor_every", "stop_after", "threads"):
+            _check(getattr(self, key) >= 0, f"train.{key}", f"must be >= 0, got {getattr(self, key)}")
+        _check(self.monitor_samples >= 16, "train.monitor_samples", f"must be >= 16, got {self.monitor_samples}")
+
+
+@dataclass
+class EvalConfig:
+    train_samples: int = 60000  # labelled Fashion-MNIST train images used to fit the probes (<= 60000)
+    test_samples: int = 10000  # Fashion-MNIST test images scored (<= 10000)
+    knn_k: int = 20
+    knn_temperature: float = 0.07
+    batch_size: int = 512  # feature-extraction batch
+
+    def __post_init__(self) -> None:
+        _check(100 <= self.train_samples <= 60000, "eval.train_samples", f"must be in [100, 60000], got {self.train_samples}")
+        _check(100 <= self.test_samples <= 10000, "eval.test_samples", f"must be in [100, 10000], got {self.test_samples}")
+        _check(self.knn_k >= 1, "eval.knn_k", f"must be >= 1, got {self.knn_k}")
+        _check(self.knn_temperature > 0, "eval.knn_temperature", "must be > 0")
+        _check(self.batch_size >= 1, "eval.batch_size", "must be >= 1")
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.data.img_size % self.model.patch_size == 0, "model.patch_size",
+               f"data.img_size={self.data.img_size} must be divisible by model.patch_size={self.model.patch_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
+
+
+def _suggest(name: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else f" (valid: {', '.join(sorted(valid))})"
+
+
+def _coerce(key: str, value: Any, typ: Any) -> Any:
+    """Check/convert one value against a dataclass field annotation; raise ConfigError naming the key."""
+    origin = typing.get_origin(typ)
+    args = typing.get_args(typ)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(key, value, inner[0])
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{key}: expected a list of {len(args)} values, got {value!r}")
+        return tuple(_coerce(f"{key}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, args)))
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        try:
+            f = float(value)
+        except ValueError:
+            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+        if not f.is_integer():
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return int(f)
+    if typ is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _parse_override(item: str) -> tuple[str, str, Any]:
+    body = item[2:] if item.startswith("--") else item
+    if "=" not in body or "." not in body.split("=", 1)[0]:
+        raise ConfigError(f"override {item!r}: expected --section.key=value, e.g. --train.steps=200")
+    dotted, raw = body.split("=", 1)
+    section, key = dotted.split(".", 1)
+    return section, key, yaml.safe_load(raw) if raw != "" else ""
+
+
+def build_config(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Build and validate a Config from a nested dict (YAML layer) and `section.key=value` overrides."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config must be a mapping of sections, got {type(raw).__name__}")
+    merged: dict[str, dict[str, Any]] = {}
+    for section, values in raw.items():
+        if section == "meta":  # provenance written next to a run; not a setting
+            continue
+        if section not in SECTIONS:
+            raise ConfigError(f"unknown config section {section!r}{_suggest(section, list(SECTIONS))}")
+        if values is None:
+            values = {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"{section}: expected a mapping of keys, got {values!r}")
+        merged[section] = dict(values)
+    for item in overrides:
+        section, key, value = _parse_override(item)
+        if section not in SECTIONS:
+            raise ConfigError(f"unknown config section {section!r} in {item!r}{_suggest(section, list(SECTIONS))}")
+        merged.setdefault(section, {})[key] = value
+
+    built: dict[str, Any] = {}
+    for section, cls in SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        names = [f.name for f in dataclasses.fields(cls)]
+        kwargs = {}
+        for key, value in merged.get(section, {}).items():
+            if key not in names:
+                raise ConfigError(f"unknown key {section}.{key}{_suggest(key, names)}")
+            kwargs[key] = _coerce(f"{section}.{key}", value, hints[key])
+        built[section] = cls(**kwargs)
+    return Config(**built)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load a YAML file (or defaults when `path` is None) and apply `--section.key=value` overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"config file not found: {p}")
+        try:
+            raw = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML: {e}") from None
+    return build_config(raw, overrides)
+
+
+def config_to_yaml(cfg: Config, meta: dict[str, Any] | None = None) -> str:
+    d: dict[str, Any] = {}
+    if meta:
+        d["meta"] = meta
+    d.update(_plain(cfg.to_dict()))
+    return yaml.safe_dump(d, sort_keys=False)
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj

@@ -1,0 +1,1 @@
+"""Datasets and image loading / augmentation utilities for openjepa."""

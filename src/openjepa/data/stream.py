@@ -1,0 +1,44 @@
+"""Deterministic batch stream over an in-memory image tensor.
+
+Every batch is a pure function of (seed, step): the epoch's permutation comes from (seed, epoch) and the
+per-step randomness (augmentation, masks) from `step_generator(seed, step)`. A resumed run therefore sees
+exactly the batches the uninterrupted run would have seen, with no sampler state to checkpoint.
+With `world > 1` each rank takes a disjoint slice of every global batch.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
+    """A CPU generator for one step; `stream` separates independent uses within a step."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step * 8191 + stream * 131) % (2**63 - 1))
+
+
+class BatchStream:
+    def __init__(self, x: torch.Tensor, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        if x.shape[0] < batch_size:
+            raise ValueError(f"dataset has {x.shape[0]} images, fewer than data.batch_size={batch_size}; "
+                             f"lower data.batch_size or add data")
+        if batch_size % world:
+            raise ValueError(f"data.batch_size={batch_size} is not divisible by the world size {world}")
+        self.x, self.batch_size, self.seed, self.rank, self.world = x, batch_size, seed, rank, world
+        self.steps_per_epoch = x.shape[0] // batch_size
+        self._epoch, self._perm = -1, None
+
+    def epoch_of(self, step: int) -> int:
+        return step // self.steps_per_epoch
+
+    def indices(self, step: int) -> torch.Tensor:
+        epoch = self.epoch_of(step)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 7919 + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(self.x.shape[0], generator=g)
+        i = (step % self.steps_per_epoch) * self.batch_size
+        local = self.batch_size // self.world
+        return self._perm[i + self.rank * local: i + (self.rank + 1) * local]
+
+    def batch(self, step: int) -> torch.Tensor:
+        """uint8 (B_local, C, H, W)."""
+        return self.x[self.indices(step)]

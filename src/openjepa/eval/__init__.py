@@ -1,0 +1,1 @@
+"""Evaluation utilities: probes, collapse diagnostics and run reports."""

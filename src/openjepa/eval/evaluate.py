@@ -1,0 +1,105 @@
+"""Frozen-encoder evaluation on Fashion-MNIST: linear probe, kNN top-1 and the collapse panel.
+
+`evaluate_features` scores any (N, D) feature extractor; `evaluate_encoder` wraps a ViT-style encoder
+(or None for the raw-pixel baseline). Images are brought to the model's input size and channel count
+with `to_model_input`, so a model trained on 64x64 RGB images is still probed on Fashion-MNIST.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from openjepa.config import EvalConfig, build_config
+from openjepa.data.images import load_fashion_mnist, to_model_input
+from openjepa.eval.collapse import collapse_message, collapse_panel
+from openjepa.eval.features import extract_features, pixel_features
+from openjepa.eval.knn import knn_top1
+from openjepa.eval.probe import linear_probe
+from openjepa.eval.report import write_report
+from openjepa.methods import METHODS
+from openjepa.train.checkpoint import load_method, resolve_checkpoint
+from openjepa.train.run import provenance, select_device
+
+PANEL_SAMPLES = 4096  # test embeddings used for the collapse panel
+
+
+def eval_split(cfg: EvalConfig, data_path: str | None, img_size: int, channels: int, seed: int = 0):
+    """Fixed, seeded subsets of Fashion-MNIST train/test as model input: (x_tr, y_tr, x_te, y_te)."""
+    x_tr, y_tr = load_fashion_mnist("train", data_path)
+    x_te, y_te = load_fashion_mnist("test", data_path)
+    g = torch.Generator().manual_seed(seed)
+    tr = torch.randperm(x_tr.shape[0], generator=g)[: cfg.train_samples]
+    te = torch.randperm(x_te.shape[0], generator=g)[: cfg.test_samples]
+    return (to_model_input(x_tr[tr], img_size, channels), y_tr[tr],
+            to_model_input(x_te[te], img_size, channels), y_te[te])
+
+
+def evaluate_features(name: str, featurize: Callable[[torch.Tensor, str], torch.Tensor], split, cfg: EvalConfig
+                      ) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """Returns (row, test features, test labels); row has name, linear_top1, knn_top1, rankme, feat_std,
+    mean_cos, collapsed, dim, eval_seconds."""
+    t0 = time.time()
+    x_tr, y_tr, x_te, y_te = split
+    z_tr = featurize(x_tr, f"{name}: train features")
+    z_te = featurize(x_te, f"{name}: test features")
+    row: dict = {"name": name}
+    row.update(linear_probe(z_tr, y_tr, z_te, y_te))
+    row["knn_top1"] = knn_top1(z_tr, y_tr, z_te, y_te, k=cfg.knn_k, temperature=cfg.knn_temperature)
+    row.update(collapse_panel(z_te[:PANEL_SAMPLES]))
+    row["dim"] = int(z_te.shape[1])
+    row["eval_seconds"] = round(time.time() - t0, 2)
+    return row, z_te, y_te
+
+
+def evaluate_encoder(name: str, encoder: nn.Module | None, split, cfg: EvalConfig, device: torch.device,
+                     precision: str = "bf16", progress: bool = True) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    if encoder is None:
+        return evaluate_features(name, lambda x, desc: pixel_features(x), split, cfg)
+    encoder = encoder.to(device)
+
+    def featurize(x: torch.Tensor, desc: str) -> torch.Tensor:
+        return extract_features(encoder, x, device, precision, cfg.batch_size, progress, desc)
+
+    return evaluate_features(name, featurize, split, cfg)
+
+
+def evaluate_run(target: str | Path, baselines: bool, overrides: list[str], progress: bool = True,
+                        write: bool = True) -> dict:
+    """Evaluate a checkpoint (and optionally the raw-pixel and random-init baselines on the same split).
+    When `target` is a run directory, eval.json, embedding.npz and report.html are written there."""
+    ckpt = resolve_checkpoint(target)
+    method, cfg, state = load_method(ckpt)
+    cfg = build_config(cfg.to_dict(), overrides)  # eval.* overrides
+    device = select_device(cfg.train.device)
+    split = eval_split(cfg.eval, cfg.data.path if cfg.data.dataset == "fashion_mnist" else None,
+                       cfg.data.img_size, cfg.data.channels)
+    name = cfg.train.method
+    row, z, y = evaluate_encoder(name, method.eval_encoder(), split, cfg.eval, device, cfg.train.precision, progress)
+    row.update(step=int(state["step"]), checkpoint=str(ckpt))
+    rows = [row]
+    if baselines:
+        torch.manual_seed(cfg.train.seed)
+        rand = METHODS[cfg.train.method](cfg).eval_encoder()
+        rows.append(evaluate_encoder("random_init", rand, split, cfg.eval, device, cfg.train.precision, progress)[0])
+        rows.append(evaluate_encoder("raw_pixels", None, split, cfg.eval, device, cfg.train.precision, progress)[0])
+    warnings = [collapse_message(r) + f" [{r['name']}]" for r in rows if r["collapsed"] and r["name"] != "random_init"]
+    result = {"checkpoint": str(ckpt), "eval": cfg.to_dict()["eval"], "rows": rows, "warnings": warnings,
+              **provenance()}
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else None
+    if write and run_dir is not None and (run_dir / "config.yaml").is_file():
+        (run_dir / "eval.json").write_text(json.dumps(result, indent=2))
+        np.savez_compressed(run_dir / "embedding.npz", z=z[:2000].numpy(), y=y[:2000].numpy(),
+                            class_names=np.array(FASHION_CLASSES))
+        result["report"] = str(write_report(run_dir))
+    return result
+
+
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot"]

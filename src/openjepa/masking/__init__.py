@@ -1,0 +1,1 @@
+"""Mask samplers for JEPA-style training."""

@@ -1,0 +1,76 @@
+"""I-JEPA: predict the target-encoder tokens of masked image blocks from a visible context block.
+
+Assran et al. 2023, "Self-Supervised Learning from Images with a Joint-Embedding Predictive Architecture".
+    x (B, C, H, W) -> target encoder (EMA, no grad) -> LayerNorm -> z_tgt (B, N, D)
+    x[ctx_idx]     -> online encoder                 -> z (B, Kc, D)
+    predictor(z, ctx_idx, tgt_idx)                   -> (B, M, Kt, D)  vs  z_tgt[tgt_idx]
+Masks (ctx_idx (B, Kc), tgt_idx (B, M, Kt)) come from `MultiBlockMasker` in `collate`, on the CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from openjepa.config import Config
+from openjepa.masking.blocks import MultiBlockMasker
+from openjepa.models import ENCODERS
+from openjepa.models.ema import ema_momentum, ema_update
+from openjepa.models.predictor import MaskTokenPredictor
+from openjepa.models.vit import gather_tokens
+
+
+def build_encoder(cfg: Config) -> nn.Module:
+    m = cfg.model
+    return ENCODERS[m.encoder](img_size=cfg.data.img_size, patch_size=m.patch_size, in_chans=cfg.data.channels,
+                               dim=m.dim, depth=m.depth, heads=m.heads, mlp_ratio=m.mlp_ratio)
+
+
+def prediction_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    """Mean regression loss between predicted and target tokens (any matching shapes), in fp32."""
+    pred, target = pred.float(), target.float()
+    if kind == "l2":
+        return F.mse_loss(pred, target)
+    return F.smooth_l1_loss(pred, target)
+
+
+class IJEPA(nn.Module):
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = build_encoder(cfg)
+        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
+        m = cfg.model
+        self.predictor = MaskTokenPredictor(self.encoder.grid, m.dim, m.pred_dim, m.pred_depth, m.pred_heads, m.mlp_ratio)
+        k = cfg.mask
+        self.masker = MultiBlockMasker(grid=self.encoder.grid, n_targets=k.n_targets, target_scale=k.target_scale,
+                                       target_aspect=k.target_aspect, context_scale=k.context_scale,
+                                       context_aspect=k.context_aspect, min_context=k.min_context)
+
+    def collate(self, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        ctx_idx, tgt_idx = self.masker(x.shape[0], generator)
+        return {"x": x, "ctx_idx": ctx_idx, "tgt_idx": tgt_idx}
+
+    def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        x, ctx_idx, tgt_idx = batch["x"], batch["ctx_idx"], batch["tgt_idx"]
+        B, M, Kt = tgt_idx.shape
+        with torch.no_grad():
+            z_tgt = self.target_encoder(x)  # (B, N, D)
+            z_tgt = F.layer_norm(z_tgt.float(), z_tgt.shape[-1:])
+            z_tgt = gather_tokens(z_tgt, tgt_idx.reshape(B, M * Kt)).view(B, M, Kt, -1)  # (B, M, Kt, D)
+        z = self.encoder(x, ctx_idx)  # (B, Kc, D)
+        pred = self.predictor(z, ctx_idx, tgt_idx)  # (B, M, Kt, D)
+        loss = prediction_loss(pred, z_tgt, self.cfg.train.loss)
+        return loss, {"ctx_tokens": float(ctx_idx.shape[1]), "tgt_tokens": float(M * Kt)}
+
+    def on_step_end(self, step: int, total: int) -> dict[str, float]:
+        m = ema_momentum(step, total, self.cfg.optim.ema_start, self.cfg.optim.ema_end)
+        ema_update(self.target_encoder, self.encoder, m)
+        return {"ema": m}
+
+    def eval_encoder(self) -> nn.Module:
+        """The encoder to evaluate and export: the EMA target encoder (as in I-JEPA)."""
+        return self.target_encoder

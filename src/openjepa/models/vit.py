@@ -1,0 +1,145 @@
+"""Vision Transformer encoder built from parts: patch embedding, fixed sin-cos positions, pre-norm blocks.
+
+Follows Dosovitskiy et al. 2021 (ViT) with the I-JEPA conventions (Assran et al. 2023): no class token,
+fixed 2-D sin-cos positional embeddings, a final LayerNorm. Every encoder has the same API:
+
+    forward(x, idx=None) -> z        x (B, C, H, W); idx (B, K) patch indices to keep; z (B, N or K, D)
+
+The patch embedding is its own module exposing `grid` (the token grid shape) and `num_patches`, so a
+3-D tubelet embedding for video (grid (T', H', W')) can sit next to `PatchEmbed2D` and reuse the rest.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def sincos_1d(dim: int, pos: torch.Tensor) -> torch.Tensor:
+    """Sin-cos embedding of positions `pos` (L,) -> (L, dim); dim must be even."""
+    omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2))
+    angles = pos.double()[:, None] * omega[None, :]  # (L, dim/2)
+    return torch.cat([angles.sin(), angles.cos()], dim=1).float()
+
+
+def sincos_pos_embed(dim: int, grid: tuple[int, ...]) -> torch.Tensor:
+    """Fixed sin-cos positions for a token grid of any rank (2-D images, 3-D videos) -> (prod(grid), dim).
+
+    The channels are split evenly between the axes (each share rounded down to an even number; leftover
+    channels are zero), axis 0 first; tokens are enumerated in row-major order over `grid`.
+    """
+    per_axis = (dim // len(grid)) // 2 * 2
+    coords = torch.meshgrid(*[torch.arange(g) for g in grid], indexing="ij")
+    parts = [sincos_1d(per_axis, c.reshape(-1)) for c in coords]
+    emb = torch.cat(parts, dim=1)
+    if emb.shape[1] < dim:
+        emb = F.pad(emb, (0, dim - emb.shape[1]))
+    return emb
+
+
+def gather_tokens(z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Select tokens: z (B, N, D), idx (B, K) -> (B, K, D)."""
+    return torch.gather(z, 1, idx.unsqueeze(-1).expand(-1, -1, z.shape[-1]))
+
+
+class PatchEmbed2D(nn.Module):
+    """Non-overlapping square patches -> tokens: (B, C, H, W) -> (B, N, D) with N = (H/p)(W/p)."""
+
+    def __init__(self, img_size: int, patch_size: int, in_chans: int, dim: int):
+        super().__init__()
+        if img_size % patch_size:
+            raise ValueError(f"img_size={img_size} is not divisible by patch_size={patch_size}")
+        self.grid = (img_size // patch_size, img_size // patch_size)
+        self.num_patches = self.grid[0] * self.grid[1]
+        self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size)
+
+    def reset_parameters(self) -> None:
+        """LeCun-normal (std 1/sqrt(fan_in)): patch tokens start at the scale of the sin-cos positions, so an
+        untrained encoder's features depend on the image, not only on the position."""
+        fan_in = self.proj.weight[0].numel()
+        nn.init.trunc_normal_(self.proj.weight, std=fan_in ** -0.5, a=-2 * fan_in ** -0.5, b=2 * fan_in ** -0.5)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x).flatten(2).transpose(1, 2)  # (B, D, h, w) -> (B, N, D)
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        B, N, D = x.shape
+        qkv = self.qkv(x).view(B, N, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # (3, B, h, N, d)
+        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=attn_mask)  # (B, h, N, d)
+        return self.proj(out.transpose(1, 2).reshape(B, N, D))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm(x)); x + mlp(norm(x))."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0):
+        super().__init__()
+        hidden = int(dim * mlp_ratio)
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), attn_mask)
+        return x + self.mlp(self.norm2(x))
+
+
+def init_weights(module: nn.Module) -> None:
+    """Truncated-normal linear weights (std 0.02), zero biases, unit LayerNorms."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def rescale_blocks(blocks: nn.ModuleList) -> None:
+    """Scale each block's output projections by 1/sqrt(2*layer) so deep residual streams start tame."""
+    for i, blk in enumerate(blocks, start=1):
+        blk.attn.proj.weight.data.div_(math.sqrt(2.0 * i))
+        blk.mlp[2].weight.data.div_(math.sqrt(2.0 * i))
+
+
+class VisionTransformer(nn.Module):
+    """ViT encoder: x (B, C, H, W) -> tokens z (B, N, D), or only the tokens at `idx` (B, K) -> (B, K, D)."""
+
+    def __init__(self, img_size: int, patch_size: int, in_chans: int, dim: int, depth: int, heads: int,
+                 mlp_ratio: float = 4.0):
+        super().__init__()
+        self.dim = dim
+        self.patch_embed = PatchEmbed2D(img_size, patch_size, in_chans, dim)
+        self.grid = self.patch_embed.grid
+        self.register_buffer("pos_embed", sincos_pos_embed(dim, self.grid).unsqueeze(0), persistent=False)
+        self.blocks = nn.ModuleList([Block(dim, heads, mlp_ratio) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        init_weights(self)
+        self.patch_embed.reset_parameters()
+        rescale_blocks(self.blocks)
+
+    @property
+    def num_patches(self) -> int:
+        return self.patch_embed.num_patches
+
+    def forward(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        z = self.patch_embed(x) + self.pos_embed  # (B, N, D)
+        if idx is not None:
+            z = gather_tokens(z, idx)  # (B, K, D)
+        for blk in self.blocks:
+            z = blk(z)
+        return self.norm(z)

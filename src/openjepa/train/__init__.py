@@ -1,0 +1,1 @@
+"""The single training loop and what it needs: schedules, checkpoints, logging, device selection."""

@@ -1,0 +1,50 @@
+"""AdamW with decoupled weight decay on weights only, and the I-JEPA schedules.
+
+lr: linear warm-up start_lr -> lr over warmup_frac of the steps, then cosine to final_lr.
+weight decay: cosine from weight_decay to final_weight_decay (I-JEPA *increases* it over training).
+Biases, norms, and 1-D parameters (e.g. mask tokens) get no weight decay.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from openjepa.config import OptimConfig
+
+
+def param_groups(model: nn.Module) -> list[dict]:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 or name.endswith(".bias") or "mask_token" in name else decay).append(p)
+    return [{"params": decay, "decay": True}, {"params": no_decay, "decay": False, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
+    return torch.optim.AdamW(param_groups(model), lr=cfg.start_lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+
+
+def lr_at(step: int, total: int, cfg: OptimConfig) -> float:
+    warm = int(cfg.warmup_frac * total)
+    if step < warm:
+        return cfg.start_lr + (cfg.lr - cfg.start_lr) * step / warm
+    t = (step - warm) / max(1, total - warm)
+    return cfg.final_lr + 0.5 * (cfg.lr - cfg.final_lr) * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def wd_at(step: int, total: int, cfg: OptimConfig) -> float:
+    t = min(step / max(1, total), 1.0)
+    return cfg.final_weight_decay + 0.5 * (cfg.weight_decay - cfg.final_weight_decay) * (1 + math.cos(math.pi * t))
+
+
+def apply_schedules(opt: torch.optim.Optimizer, step: int, total: int, cfg: OptimConfig) -> tuple[float, float]:
+    lr, wd = lr_at(step, total, cfg), wd_at(step, total, cfg)
+    for g in opt.param_groups:
+        g["lr"] = lr
+        if g.get("decay"):
+            g["weight_decay"] = wd
+    return lr, wd

@@ -1,0 +1,101 @@
+"""Run set-up shared by the CLI commands: device choice, provenance, data, run directories."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from openjepa import __version__
+from openjepa.config import Config
+from openjepa.data.images import load_fashion_mnist, load_images, to_model_input
+
+
+def select_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"train.device={name!r} but CUDA is not available; use --train.device=auto or cpu")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError(f"train.device={name!r} but MPS is not available; use --train.device=auto or cpu")
+    return dev
+
+
+def git_sha() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        sha = out.stdout.strip()
+        if out.returncode == 0 and sha:
+            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                   text=True, timeout=5, cwd=Path(__file__).resolve().parent).stdout.strip()
+            return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return "unknown"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    desc = f"{platform.system()} {platform.machine()}, {cpu}, {torch.get_num_threads()} torch threads"
+    if torch.cuda.is_available():
+        desc += f", GPU {torch.cuda.get_device_name(0)}"
+    return desc
+
+
+def provenance() -> dict[str, Any]:
+    import numpy
+
+    return {
+        "git_sha": git_sha(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine(),
+        "versions": {"openjepa": __version__, "python": sys.version.split()[0], "torch": str(torch.__version__),
+                     "numpy": str(numpy.__version__)},
+    }
+
+
+def load_train_data(cfg: Config) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Training images as model input, uint8 (N, C, H, W), and labels if any."""
+    d = cfg.data
+    if d.dataset == "fashion_mnist":
+        x, y = load_fashion_mnist("train", d.path)
+        return to_model_input(x, d.img_size, d.channels), y
+    return load_images(d.path, d.img_size, d.channels, skip_bad=d.skip_bad)
+
+
+def default_run_dir(config_path: str | None) -> Path:
+    stem = Path(config_path).stem if config_path else "run"
+    return Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"  # the repo's configs/, shipped in the package
+
+
+def find_preset(name: str) -> Path:
+    """A config path as given, or the name of a preset shipped with the package (e.g. `smoke`)."""
+    p = Path(name)
+    if p.is_file():
+        return p
+    for cand in (CONFIG_DIR / name, CONFIG_DIR / f"{name}.yaml"):
+        if cand.is_file():
+            return cand
+    presets = ", ".join(sorted(c.stem for c in CONFIG_DIR.glob("*.yaml")))
+    raise FileNotFoundError(f"config {name!r} not found (neither a file nor a preset; presets: {presets})")
