@@ -6,16 +6,11 @@ import base64
 import json
 import pathlib
 import re
-import sys
 
 import numpy as np
 import pytest
 
-try:
-    from openjepa.eval.report import write_report
-except ImportError:  # not installed: fall back to the src layout
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "src"))
-    from openjepa.eval.report import write_report
+from openjepa.eval.report import write_report
 
 IMG_RE = re.compile(r'<img [^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 BANNER = 'id="collapse-warning"'

@@ -142,7 +142,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     for r in result["rows"]:
-        print(json.dumps({k: r[k] for k in r if k not in ("config",)}))
+        print(json.dumps(r))
     print(f"wrote {out}")
     return 0
 

@@ -93,6 +93,17 @@ class MaskConfig:
 
 
 @dataclass
+class RegConfig:
+    kind: str = "none"  # none | vicreg: extra anti-collapse term on the online encoder's pooled embeddings
+    var_weight: float = 1.0  # VICReg variance hinge weight
+    cov_weight: float = 0.04  # VICReg covariance weight
+
+    def __post_init__(self) -> None:
+        _check(self.kind in ("none", "vicreg"), "reg.kind", f"must be 'none' or 'vicreg', got {self.kind!r}")
+        _check(self.var_weight >= 0 and self.cov_weight >= 0, "reg.var_weight", "weights must be >= 0")
+
+
+@dataclass
 class OptimConfig:
     lr: float = 1e-3  # peak learning rate (reached after warm-up)
     start_lr: float = 2e-4  # learning rate at step 0
@@ -152,8 +163,10 @@ class EvalConfig:
     knn_k: int = 20
     knn_temperature: float = 0.07
     batch_size: int = 512  # feature-extraction batch
+    probe_iters: int = 200  # L-BFGS iterations per linear-probe fit
 
     def __post_init__(self) -> None:
+        _check(self.probe_iters >= 1, "eval.probe_iters", f"must be >= 1, got {self.probe_iters}")
         _check(100 <= self.train_samples <= 60000, "eval.train_samples", f"must be in [100, 60000], got {self.train_samples}")
         _check(100 <= self.test_samples <= 10000, "eval.test_samples", f"must be in [100, 10000], got {self.test_samples}")
         _check(self.knn_k >= 1, "eval.knn_k", f"must be >= 1, got {self.knn_k}")
@@ -166,6 +179,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
+    reg: RegConfig = field(default_factory=RegConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)

@@ -50,7 +50,7 @@ def evaluate_features(name: str, featurize: Callable[[torch.Tensor, str], torch.
     z_tr = featurize(x_tr, f"{name}: train features")
     z_te = featurize(x_te, f"{name}: test features")
     row: dict = {"name": name}
-    row.update(linear_probe(z_tr, y_tr, z_te, y_te))
+    row.update(linear_probe(z_tr, y_tr, z_te, y_te, iters=cfg.probe_iters))
     row["knn_top1"] = knn_top1(z_tr, y_tr, z_te, y_te, k=cfg.knn_k, temperature=cfg.knn_temperature)
     row.update(collapse_panel(z_te[:PANEL_SAMPLES]))
     row["dim"] = int(z_te.shape[1])
@@ -71,7 +71,7 @@ def evaluate_encoder(name: str, encoder: nn.Module | None, split, cfg: EvalConfi
 
 
 def evaluate_run(target: str | Path, baselines: bool, overrides: list[str], progress: bool = True,
-                        write: bool = True) -> dict:
+                 write: bool = True, name: str | None = None) -> dict:
     """Evaluate a checkpoint (and optionally the raw-pixel and random-init baselines on the same split).
     When `target` is a run directory, eval.json, embedding.npz and report.html are written there."""
     ckpt = resolve_checkpoint(target)
@@ -80,7 +80,7 @@ def evaluate_run(target: str | Path, baselines: bool, overrides: list[str], prog
     device = select_device(cfg.train.device)
     split = eval_split(cfg.eval, cfg.data.path if cfg.data.dataset == "fashion_mnist" else None,
                        cfg.data.img_size, cfg.data.channels)
-    name = cfg.train.method
+    name = name or cfg.train.method
     row, z, y = evaluate_encoder(name, method.eval_encoder(), split, cfg.eval, device, cfg.train.precision, progress)
     row.update(step=int(state["step"]), checkpoint=str(ckpt))
     rows = [row]

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from openjepa.config import Config
+from openjepa.losses.vicreg import covariance_loss, variance_loss
 from openjepa.masking.blocks import MultiBlockMasker
 from openjepa.models import ENCODERS
 from openjepa.models.ema import ema_momentum, ema_update
@@ -63,8 +64,16 @@ class IJEPA(nn.Module):
             z_tgt = gather_tokens(z_tgt, tgt_idx.reshape(B, M * Kt)).view(B, M, Kt, -1)  # (B, M, Kt, D)
         z = self.encoder(x, ctx_idx)  # (B, Kc, D)
         pred = self.predictor(z, ctx_idx, tgt_idx)  # (B, M, Kt, D)
-        loss = prediction_loss(pred, z_tgt, self.cfg.train.loss)
-        return loss, {"ctx_tokens": float(ctx_idx.shape[1]), "tgt_tokens": float(M * Kt)}
+        pred_loss = prediction_loss(pred, z_tgt, self.cfg.train.loss)
+        logs = {"pred_loss": pred_loss.item(), "ctx_tokens": float(ctx_idx.shape[1]), "tgt_tokens": float(M * Kt)}
+        loss = pred_loss
+        reg = self.cfg.reg
+        if reg.kind == "vicreg":
+            pooled = z.float().mean(1)  # (B, D)
+            var, cov = variance_loss(pooled), covariance_loss(pooled)
+            loss = loss + reg.var_weight * var + reg.cov_weight * cov
+            logs.update(reg_var=var.item(), reg_cov=cov.item())
+        return loss, logs
 
     def on_step_end(self, step: int, total: int) -> dict[str, float]:
         m = ema_momentum(step, total, self.cfg.optim.ema_start, self.cfg.optim.ema_end)

@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from openjepa.config import Config, build_config, config_to_yaml
-from openjepa.data.images import load_fashion_mnist, normalize, random_resized_crop, to_model_input
+from openjepa.data.images import normalize, random_resized_crop
 from openjepa.data.stream import BatchStream, step_generator
 from openjepa.eval.collapse import collapse_message, collapse_panel
 from openjepa.eval.features import autocast, extract_features
@@ -50,16 +50,10 @@ class Monitor:
 
 
 def build_monitor(cfg: Config, x: torch.Tensor, y: torch.Tensor | None) -> tuple[Monitor, torch.Tensor]:
-    """Returns the monitor and the training images (user datasets lose their held-out monitor images)."""
-    n = cfg.train.monitor_samples
-    g = torch.Generator().manual_seed(cfg.train.seed + 12345)
-    if cfg.data.dataset == "fashion_mnist":
-        x_te, y_te = load_fashion_mnist("test", cfg.data.path)
-        te = torch.randperm(x_te.shape[0], generator=g)[:n]
-        bank = torch.randperm(x.shape[0], generator=g)[: 4 * n]
-        return Monitor(to_model_input(x_te[te], cfg.data.img_size, cfg.data.channels), x[bank], y[bank], y_te[te]), x
-    n = min(n, x.shape[0] // 5)
-    perm = torch.randperm(x.shape[0], generator=g)
+    """Hold out `train.monitor_samples` training images (seeded) for the online panel; returns the monitor and
+    the remaining training images. With labels, 4x as many training images form the online kNN bank."""
+    n = min(cfg.train.monitor_samples, x.shape[0] // 5)
+    perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(cfg.train.seed + 12345))
     held, train = perm[:n], perm[n:]
     if y is None:
         return Monitor(x[held]), x[train]
@@ -134,8 +128,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print) -> 
                 raise FloatingPointError(f"non-finite loss {loss.item()} at step {step}; last finite loss {last_loss}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = (torch.nn.utils.clip_grad_norm_(method.parameters(), tc_clip)
-                         if (tc_clip := cfg.optim.grad_clip) > 0 else None)
+            clip = cfg.optim.grad_clip
+            grad_norm = torch.nn.utils.clip_grad_norm_(method.parameters(), clip) if clip > 0 else None
             opt.step()
             logs.update(method.on_step_end(step + 1, tc.steps))
             done = step + 1

@@ -1,0 +1,1 @@
+"""Objectives and anti-collapse regularisers: small pure functions on embeddings."""
