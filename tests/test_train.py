@@ -108,3 +108,31 @@ def test_cli_reports_config_errors(tmp_path, capsys):
     assert "train.stpes" in err and "steps" in err
     assert main(["eval", str(tmp_path / "missing")]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+def test_train_on_user_images_and_embed_a_folder(tmp_path, capsys):
+    """Training on a user's .npy array (no labels) and embedding a nested folder of PNG/JPEG files."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 255, size=(80, 20, 20, 3), dtype=np.uint8)
+    np.save(tmp_path / "mine.npy", arr)
+    run = tmp_path / "run"
+    assert main(["train", "smoke", "--out", str(run), "--train.progress=false", "--data.dataset=images",
+                 f"--data.path={tmp_path / 'mine.npy'}", "--data.batch_size=16", "--data.img_size=16",
+                 "--data.channels=3", "--train.steps=4", "--train.log_every=2", "--train.monitor_every=2",
+                 "--train.monitor_samples=16"]) == 0
+    train_rows, panel_rows = losses(run)
+    assert len(train_rows) == 2 and all(np.isfinite(v) for _, v in train_rows)
+    assert panel_rows and "knn_top1" not in panel_rows[0]  # no labels: panel only
+
+    folder = tmp_path / "photos" / "sub"
+    folder.mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(arr[i]).save(folder / f"img{i}.png")
+    Image.fromarray(arr[3]).save(tmp_path / "photos" / "top.JPG")
+    out = tmp_path / "f.npy"
+    capsys.readouterr()
+    assert main(["embed", str(run), str(tmp_path / "photos"), "--out", str(out)]) == 0
+    assert np.load(out).shape == (4, 48)
+    assert "(4, 48)" in capsys.readouterr().out

@@ -9,7 +9,9 @@ and no training loop of its own (see openjepa.train.loop).
 """
 
 from openjepa.methods.ijepa import IJEPA
+from openjepa.methods.mae import MAE
 
 METHODS = {
     "ijepa": IJEPA,
+    "mae": MAE,
 }

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from openjepa.config import Config
+from openjepa.config import Config, RegConfig
 from openjepa.losses.vicreg import covariance_loss, variance_loss
 from openjepa.masking.blocks import MultiBlockMasker
 from openjepa.models import ENCODERS
@@ -28,6 +28,23 @@ def build_encoder(cfg: Config) -> nn.Module:
     m = cfg.model
     return ENCODERS[m.encoder](img_size=cfg.data.img_size, patch_size=m.patch_size, in_chans=cfg.data.channels,
                                dim=m.dim, depth=m.depth, heads=m.heads, mlp_ratio=m.mlp_ratio)
+
+
+def build_masker(cfg: Config, grid: tuple[int, int]) -> MultiBlockMasker:
+    """The multi-block (context, targets) sampler for a token grid, from `cfg.mask` (shared with MAE)."""
+    k = cfg.mask
+    return MultiBlockMasker(grid=grid, n_targets=k.n_targets, target_scale=k.target_scale,
+                            target_aspect=k.target_aspect, context_scale=k.context_scale,
+                            context_aspect=k.context_aspect, min_context=k.min_context)
+
+
+def add_regulariser(loss: torch.Tensor, z: torch.Tensor, reg: RegConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    """`loss` plus the `reg.kind` term on the online context tokens z (B, Kc, D), and its logs (none for "none")."""
+    if reg.kind == "vicreg":
+        pooled = z.float().mean(1)  # (B, D)
+        var, cov = variance_loss(pooled), covariance_loss(pooled)
+        return loss + reg.var_weight * var + reg.cov_weight * cov, {"reg_var": var.item(), "reg_cov": cov.item()}
+    return loss, {}
 
 
 def prediction_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
@@ -46,10 +63,7 @@ class IJEPA(nn.Module):
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         m = cfg.model
         self.predictor = MaskTokenPredictor(self.encoder.grid, m.dim, m.pred_dim, m.pred_depth, m.pred_heads, m.mlp_ratio)
-        k = cfg.mask
-        self.masker = MultiBlockMasker(grid=self.encoder.grid, n_targets=k.n_targets, target_scale=k.target_scale,
-                                       target_aspect=k.target_aspect, context_scale=k.context_scale,
-                                       context_aspect=k.context_aspect, min_context=k.min_context)
+        self.masker = build_masker(cfg, self.encoder.grid)
 
     def collate(self, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
         ctx_idx, tgt_idx = self.masker(x.shape[0], generator)
@@ -66,14 +80,8 @@ class IJEPA(nn.Module):
         pred = self.predictor(z, ctx_idx, tgt_idx)  # (B, M, Kt, D)
         pred_loss = prediction_loss(pred, z_tgt, self.cfg.train.loss)
         logs = {"pred_loss": pred_loss.item(), "ctx_tokens": float(ctx_idx.shape[1]), "tgt_tokens": float(M * Kt)}
-        loss = pred_loss
-        reg = self.cfg.reg
-        if reg.kind == "vicreg":
-            pooled = z.float().mean(1)  # (B, D)
-            var, cov = variance_loss(pooled), covariance_loss(pooled)
-            loss = loss + reg.var_weight * var + reg.cov_weight * cov
-            logs.update(reg_var=var.item(), reg_cov=cov.item())
-        return loss, logs
+        loss, reg_logs = add_regulariser(pred_loss, z, self.cfg.reg)
+        return loss, logs | reg_logs
 
     def on_step_end(self, step: int, total: int) -> dict[str, float]:
         m = ema_momentum(step, total, self.cfg.optim.ema_start, self.cfg.optim.ema_end)

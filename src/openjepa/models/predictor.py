@@ -1,7 +1,8 @@
 """Narrow ViT predictor with mask tokens (I-JEPA, Assran et al. 2023).
 
 Given context tokens z_ctx (B, Kc, D) at positions ctx_idx (B, Kc) and M target blocks at positions
-tgt_idx (B, M, Kt), it predicts the target-encoder tokens of every block: (B, M, Kt, D).
+tgt_idx (B, M, Kt), it predicts the target-encoder tokens of every block: (B, M, Kt, D). With
+`out_dim` set, the head outputs `out_dim` values per target token instead (e.g. p*p*C pixels for MAE).
 
 All M blocks are predicted in one pass: the context is repeated per block along the batch axis,
 (B*M, Kc + Kt, Dp), so mask tokens of different blocks never attend to each other (as in I-JEPA).
@@ -17,14 +18,14 @@ from openjepa.models.vit import Block, gather_tokens, init_weights, rescale_bloc
 
 class MaskTokenPredictor(nn.Module):
     def __init__(self, grid: tuple[int, ...], dim: int, pred_dim: int, depth: int, heads: int,
-                 mlp_ratio: float = 4.0):
+                 mlp_ratio: float = 4.0, out_dim: int | None = None):
         super().__init__()
         self.embed = nn.Linear(dim, pred_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, pred_dim))
         self.register_buffer("pos_embed", sincos_pos_embed(pred_dim, grid).unsqueeze(0), persistent=False)
         self.blocks = nn.ModuleList([Block(pred_dim, heads, mlp_ratio) for _ in range(depth)])
         self.norm = nn.LayerNorm(pred_dim)
-        self.head = nn.Linear(pred_dim, dim)
+        self.head = nn.Linear(pred_dim, dim if out_dim is None else out_dim)
         init_weights(self)
         rescale_blocks(self.blocks)
         nn.init.trunc_normal_(self.mask_token, std=0.02)
@@ -40,5 +41,5 @@ class MaskTokenPredictor(nn.Module):
         h = torch.cat([ctx, queries], dim=2).flatten(0, 1)  # (B*M, Kc+Kt, Dp)
         for blk in self.blocks:
             h = blk(h)
-        out = self.head(self.norm(h[:, Kc:]))  # (B*M, Kt, D)
+        out = self.head(self.norm(h[:, Kc:]))  # (B*M, Kt, out_dim or D)
         return out.view(B, M, Kt, -1)

@@ -45,6 +45,18 @@ def gather_tokens(z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return torch.gather(z, 1, idx.unsqueeze(-1).expand(-1, -1, z.shape[-1]))
 
 
+def patchify(x: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Pixels of non-overlapping patches: x (B, C, H, W) -> (B, N, C*p*p), tokens in PatchEmbed2D's row-major
+    order; each patch flattened as (C, p, p), the layout of PatchEmbed2D's conv weight, so that
+    `PatchEmbed2D.proj(x)` token k == `patchify(x, p)[:, k] @ proj.weight.flatten(1).T + proj.bias`."""
+    B, C, H, W = x.shape
+    p = patch_size
+    if H % p or W % p:
+        raise ValueError(f"image size {H}x{W} is not divisible by patch_size={p}")
+    x = x.reshape(B, C, H // p, p, W // p, p).permute(0, 2, 4, 1, 3, 5)  # (B, h, w, C, p, p)
+    return x.reshape(B, (H // p) * (W // p), C * p * p)  # (B, N, C*p*p)
+
+
 class PatchEmbed2D(nn.Module):
     """Non-overlapping square patches -> tokens: (B, C, H, W) -> (B, N, D) with N = (H/p)(W/p)."""
 
