@@ -146,6 +146,7 @@ def _ddp_worker(rank, world, init, splits, out_dir):
             local = sigreg(x[rows], dist_sync=False, **_DDP_KW)
             results[split] = dict(loss=loss.detach(), z_grad=z.grad, w_grad=w.grad, local=local, rows=rows)
         torch.save(results, f"{out_dir}/rank{rank}.pt")
+        dist.barrier()  # both ranks done communicating before gloo is torn down (avoids an abort at exit)
     finally:
         dist.destroy_process_group()
 
