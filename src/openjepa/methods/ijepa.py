@@ -38,6 +38,12 @@ def build_masker(cfg: Config, grid: tuple[int, int]) -> MultiBlockMasker:
                             context_aspect=k.context_aspect, min_context=k.min_context)
 
 
+def masked_batch(masker: MultiBlockMasker, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """The collate step shared by masked-prediction methods: x plus ctx_idx (B, Kc) and tgt_idx (B, M, Kt)."""
+    ctx_idx, tgt_idx = masker(x.shape[0], generator)
+    return {"x": x, "ctx_idx": ctx_idx, "tgt_idx": tgt_idx}
+
+
 def add_regulariser(loss: torch.Tensor, z: torch.Tensor, reg: RegConfig) -> tuple[torch.Tensor, dict[str, float]]:
     """`loss` plus the `reg.kind` term on the online context tokens z (B, Kc, D), and its logs (none for "none")."""
     if reg.kind == "vicreg":
@@ -66,8 +72,7 @@ class IJEPA(nn.Module):
         self.masker = build_masker(cfg, self.encoder.grid)
 
     def collate(self, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        ctx_idx, tgt_idx = self.masker(x.shape[0], generator)
-        return {"x": x, "ctx_idx": ctx_idx, "tgt_idx": tgt_idx}
+        return masked_batch(self.masker, x, generator)
 
     def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         x, ctx_idx, tgt_idx = batch["x"], batch["ctx_idx"], batch["tgt_idx"]

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from openjepa.config import Config
-from openjepa.methods.ijepa import add_regulariser, build_encoder, build_masker
+from openjepa.methods.ijepa import add_regulariser, build_encoder, build_masker, masked_batch
 from openjepa.models.predictor import MaskTokenPredictor
 from openjepa.models.vit import gather_tokens, patchify
 
@@ -54,8 +54,7 @@ class MAE(nn.Module):
         self.masker = build_masker(cfg, self.encoder.grid)
 
     def collate(self, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        ctx_idx, tgt_idx = self.masker(x.shape[0], generator)
-        return {"x": x, "ctx_idx": ctx_idx, "tgt_idx": tgt_idx}
+        return masked_batch(self.masker, x, generator)
 
     def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         x, ctx_idx, tgt_idx = batch["x"], batch["ctx_idx"], batch["tgt_idx"]
