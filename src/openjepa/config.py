@@ -92,15 +92,35 @@ class MaskConfig:
             _check(0 < lo <= hi, f"mask.{key}", f"must satisfy 0 < lo <= hi, got {(lo, hi)}")
 
 
+REG_KINDS = ("none", "vicreg", "sigreg", "vicreg+sigreg")
+
+
 @dataclass
 class RegConfig:
-    kind: str = "none"  # none | vicreg: extra anti-collapse term on the online encoder's pooled embeddings
+    """Anti-collapse mechanism of a JEPA run, independent of the method: an EMA target (or none) and zero or
+    more regularisers on the online encoder's pooled context embeddings."""
+    ema: bool = True  # target encoder = EMA of the online one (stop-grad); false: the online encoder, stop-grad
+    kind: str = "none"  # none | vicreg | sigreg | vicreg+sigreg
     var_weight: float = 1.0  # VICReg variance hinge weight
     cov_weight: float = 0.04  # VICReg covariance weight
+    sigreg_lambda: float = 0.05  # LeJEPA convention: loss = (1 - lambda) * prediction + lambda * SIGReg
+    sigreg_directions: int = 256  # random 1-D projections, redrawn every step (seed shared by all ranks)
+    sigreg_points: int = 17  # trapezoid points of the Epps-Pulley integral on [0, sigreg_t_max]
+    sigreg_t_max: float = 3.0
 
     def __post_init__(self) -> None:
-        _check(self.kind in ("none", "vicreg"), "reg.kind", f"must be 'none' or 'vicreg', got {self.kind!r}")
+        _check(self.kind in REG_KINDS, "reg.kind", f"must be one of {', '.join(REG_KINDS)}; got {self.kind!r}")
         _check(self.var_weight >= 0 and self.cov_weight >= 0, "reg.var_weight", "weights must be >= 0")
+        _check(0 <= self.sigreg_lambda <= 1, "reg.sigreg_lambda", f"must be in [0, 1], got {self.sigreg_lambda}")
+        _check(self.sigreg_directions >= 1, "reg.sigreg_directions", "must be >= 1")
+        _check(self.sigreg_points >= 2, "reg.sigreg_points", "must be >= 2")
+        _check(self.sigreg_t_max > 0, "reg.sigreg_t_max", "must be > 0")
+
+    @property
+    def mechanism(self) -> str:
+        """The mechanism's name as in the benchmarks: e.g. 'ema', 'ema+vicreg', 'sigreg', 'none'."""
+        parts = (["ema"] if self.ema else []) + ([] if self.kind == "none" else self.kind.split("+"))
+        return "+".join(parts) or "none"
 
 
 @dataclass

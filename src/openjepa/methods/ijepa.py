@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from openjepa.config import Config, RegConfig
+from openjepa.losses.sigreg import sigreg
 from openjepa.losses.vicreg import covariance_loss, variance_loss
 from openjepa.masking.blocks import MultiBlockMasker
 from openjepa.models import ENCODERS
@@ -41,16 +42,31 @@ def build_masker(cfg: Config, grid: tuple[int, int]) -> MultiBlockMasker:
 def masked_batch(masker: MultiBlockMasker, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
     """The collate step shared by masked-prediction methods: x plus ctx_idx (B, Kc) and tgt_idx (B, M, Kt)."""
     ctx_idx, tgt_idx = masker(x.shape[0], generator)
-    return {"x": x, "ctx_idx": ctx_idx, "tgt_idx": tgt_idx}
+    # a per-step seed for random projections (SIGReg): from the step's generator, so identical on every rank
+    seed = torch.randint(0, 2**31 - 1, (1,), generator=generator)
+    return {"x": x, "ctx_idx": ctx_idx, "tgt_idx": tgt_idx, "seed": seed}
 
 
-def add_regulariser(loss: torch.Tensor, z: torch.Tensor, reg: RegConfig) -> tuple[torch.Tensor, dict[str, float]]:
-    """`loss` plus the `reg.kind` term on the online context tokens z (B, Kc, D), and its logs (none for "none")."""
-    if reg.kind == "vicreg":
-        pooled = z.float().mean(1)  # (B, D)
+def add_regulariser(loss: torch.Tensor, z: torch.Tensor, reg: RegConfig, seed: int = 0
+                    ) -> tuple[torch.Tensor, dict[str, float]]:
+    """`loss` plus the `reg.kind` terms on the online context tokens z (B, Kc, D), and their logs.
+
+    VICReg adds var_weight * variance + cov_weight * covariance; SIGReg follows LeJEPA's convention
+    (1 - lambda) * loss + lambda * SIGReg, with directions drawn from `seed` (the same on every rank)."""
+    if reg.kind == "none":
+        return loss, {}
+    pooled = z.float().mean(1)  # (B, D)
+    logs: dict[str, float] = {}
+    if "vicreg" in reg.kind:
         var, cov = variance_loss(pooled), covariance_loss(pooled)
-        return loss + reg.var_weight * var + reg.cov_weight * cov, {"reg_var": var.item(), "reg_cov": cov.item()}
-    return loss, {}
+        loss = loss + reg.var_weight * var + reg.cov_weight * cov
+        logs.update(reg_var=var.item(), reg_cov=cov.item())
+    if "sigreg" in reg.kind:
+        sig = sigreg(pooled, num_directions=reg.sigreg_directions, seed=seed, num_points=reg.sigreg_points,
+                     t_max=reg.sigreg_t_max)
+        loss = (1 - reg.sigreg_lambda) * loss + reg.sigreg_lambda * sig
+        logs["reg_sigreg"] = sig.item()
+    return loss, logs
 
 
 def prediction_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
@@ -66,7 +82,8 @@ class IJEPA(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.encoder = build_encoder(cfg)
-        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
+        # reg.ema=false: the target is the online encoder itself, under stop-gradient
+        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False) if cfg.reg.ema else None
         m = cfg.model
         self.predictor = MaskTokenPredictor(self.encoder.grid, m.dim, m.pred_dim, m.pred_depth, m.pred_heads, m.mlp_ratio)
         self.masker = build_masker(cfg, self.encoder.grid)
@@ -78,21 +95,23 @@ class IJEPA(nn.Module):
         x, ctx_idx, tgt_idx = batch["x"], batch["ctx_idx"], batch["tgt_idx"]
         B, M, Kt = tgt_idx.shape
         with torch.no_grad():
-            z_tgt = self.target_encoder(x)  # (B, N, D)
+            z_tgt = self.eval_encoder()(x)  # (B, N, D)
             z_tgt = F.layer_norm(z_tgt.float(), z_tgt.shape[-1:])
             z_tgt = gather_tokens(z_tgt, tgt_idx.reshape(B, M * Kt)).view(B, M, Kt, -1)  # (B, M, Kt, D)
         z = self.encoder(x, ctx_idx)  # (B, Kc, D)
         pred = self.predictor(z, ctx_idx, tgt_idx)  # (B, M, Kt, D)
         pred_loss = prediction_loss(pred, z_tgt, self.cfg.train.loss)
         logs = {"pred_loss": pred_loss.item(), "ctx_tokens": float(ctx_idx.shape[1]), "tgt_tokens": float(M * Kt)}
-        loss, reg_logs = add_regulariser(pred_loss, z, self.cfg.reg)
+        loss, reg_logs = add_regulariser(pred_loss, z, self.cfg.reg, int(batch["seed"]))
         return loss, logs | reg_logs
 
     def on_step_end(self, step: int, total: int) -> dict[str, float]:
+        if self.target_encoder is None:
+            return {}
         m = ema_momentum(step, total, self.cfg.optim.ema_start, self.cfg.optim.ema_end)
         ema_update(self.target_encoder, self.encoder, m)
         return {"ema": m}
 
     def eval_encoder(self) -> nn.Module:
-        """The encoder to evaluate and export: the EMA target encoder (as in I-JEPA)."""
-        return self.target_encoder
+        """The encoder to evaluate and export: the EMA target encoder (as in I-JEPA), else the online one."""
+        return self.target_encoder if self.target_encoder is not None else self.encoder

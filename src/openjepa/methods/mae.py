@@ -63,7 +63,7 @@ class MAE(nn.Module):
         pred = self.predictor(z, ctx_idx, tgt_idx)  # (B, M, Kt, C*p*p)
         pred_loss = pixel_loss(pred, x, tgt_idx, self.cfg.model.patch_size)
         logs = {"pred_loss": pred_loss.item(), "ctx_tokens": float(ctx_idx.shape[1]), "tgt_tokens": float(M * Kt)}
-        loss, reg_logs = add_regulariser(pred_loss, z, self.cfg.reg)
+        loss, reg_logs = add_regulariser(pred_loss, z, self.cfg.reg, int(batch["seed"]))
         return loss, logs | reg_logs
 
     def on_step_end(self, step: int, total: int) -> dict[str, float]:
