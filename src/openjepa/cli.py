@@ -136,8 +136,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from openjepa.bench import SUITES
 
-    result = SUITES[args.suite](quick=args.quick, workdir=Path(args.workdir), overrides=list(args.overrides))
     out = Path(args.out) if args.out else Path(args.workdir) / f"{args.suite}{'_quick' if args.quick else ''}.json"
+    result = SUITES[args.suite](quick=args.quick, workdir=Path(args.workdir), overrides=list(args.overrides), out=out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     for r in result["rows"]:

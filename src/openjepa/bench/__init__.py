@@ -1,7 +1,10 @@
-"""Benchmark suites run by `openjepa bench SUITE`. Each returns {"suite", "git_sha", "machine", "config", "rows"}."""
+"""Benchmark suites run by `openjepa bench SUITE`: each is run(quick, workdir, overrides, out) and returns
+{"suite", "git_sha", "machine", "configs", "rows", ...}; `out` is the result file (figures go beside it)."""
 
+from openjepa.bench.collapse import run_collapse
 from openjepa.bench.images import run_images
 
 SUITES = {
     "images": run_images,
+    "collapse": run_collapse,
 }

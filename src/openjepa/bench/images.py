@@ -50,7 +50,7 @@ def _row(r: dict, **extra) -> dict:
     return {**{k: r[k] for k in ROW_KEYS if k in r}, **extra}
 
 
-def run_images(quick: bool, workdir: Path, overrides: list[str]) -> dict[str, Any]:
+def run_images(quick: bool, workdir: Path, overrides: list[str], out: Path) -> dict[str, Any]:
     suite_dir = Path(workdir) / ("images_quick" if quick else "images")
     if suite_dir.exists():
         shutil.rmtree(suite_dir)
