@@ -1,0 +1,41 @@
+"""The benchmark suites' output contract, on a tiny budget (the real budgets live in the suites)."""
+
+import json
+
+import pytest
+
+from openjepa.cli import main
+
+TINY = {
+    "images": ["--train.steps=3", "--train.monitor_every=3", "--train.monitor_samples=32", "--train.progress=false",
+               "--eval.train_samples=200", "--eval.test_samples=100", "--eval.probe_iters=20"],
+    "collapse": ["--train.steps=4", "--train.monitor_every=2", "--eval.train_samples=200", "--eval.test_samples=100",
+                 "--eval.probe_iters=20"],
+}
+KEYS = {
+    "images": {"name", "linear_top1", "knn_top1", "rankme", "train_seconds"},
+    "collapse": {"name", "collapsed", "rankme", "linear_top1"},
+}
+NAMES = {
+    "images": ["raw_pixels", "random_init", "ijepa", "ijepa_vicreg"],
+    "collapse": ["none", "ema", "vicreg", "sigreg", "ema+sigreg"],
+}
+
+
+@pytest.mark.parametrize("suite", ["images", "collapse"])
+def test_suite_writes_every_row_with_checkpoints(suite, tmp_path, capsys):
+    out = tmp_path / "result.json"
+    assert main(["bench", suite, "--quick", "--out", str(out), "--workdir", str(tmp_path / "work"), *TINY[suite]]) == 0
+    result = json.loads(out.read_text())
+    assert result["suite"] == suite and result["git_sha"] and result["machine"]
+    assert [r["name"] for r in result["rows"]] == NAMES[suite]
+    for row in result["rows"]:
+        assert KEYS[suite] <= set(row)
+        if row["name"] != "raw_pixels":
+            assert row["checkpoint"].startswith(str(tmp_path / "work"))
+    if suite == "collapse":
+        assert (tmp_path / "result.png").stat().st_size > 1000
+    trained = result["rows"][-1]["checkpoint"]
+    capsys.readouterr()
+    assert main(["eval", trained, "--json", "--train-samples=200", "--test-samples=100"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"][0]["checkpoint"] == trained
