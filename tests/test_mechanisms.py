@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from openjepa.bench.collapse import MECHANISMS as BENCH_MECHANISMS
 from openjepa.config import ConfigError, build_config, load_config
 from openjepa.methods import METHODS
 from openjepa.train.loop import train
@@ -10,14 +11,7 @@ from openjepa.train.run import find_preset
 
 TINY = ["--model.dim=32", "--model.depth=2", "--model.heads=2", "--model.pred_dim=16", "--model.pred_depth=1",
         "--model.pred_heads=2", "--train.precision=fp32"]
-MECHANISMS = {  # benchmark name -> overrides
-    "none": ["--reg.ema=false", "--reg.kind=none"],
-    "ema": ["--reg.ema=true", "--reg.kind=none"],
-    "vicreg": ["--reg.ema=false", "--reg.kind=vicreg"],
-    "sigreg": ["--reg.ema=false", "--reg.kind=sigreg"],
-    "ema+sigreg": ["--reg.ema=true", "--reg.kind=sigreg"],
-    "ema+vicreg+sigreg": ["--reg.ema=true", "--reg.kind=vicreg+sigreg"],
-}
+MECHANISMS = {**BENCH_MECHANISMS, "ema+vicreg+sigreg": ["--reg.ema=true", "--reg.kind=vicreg+sigreg"]}
 
 
 @pytest.mark.parametrize("name", sorted(MECHANISMS))
