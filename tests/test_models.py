@@ -72,24 +72,14 @@ def test_ema_schedule():
     assert ema_momentum(100, 100, 0.996, 1.0) == 1.0
 
 
-def test_every_method_learns_in_five_steps():
+def test_every_method_learns_in_five_steps(five_steps):
     """Five optimiser steps on one batch give finite, falling loss; a target encoder (if any) gets no gradient."""
     for name, cls in METHODS.items():
         cfg = build_config({}, [f"--train.method={name}", "--model.dim=32", "--model.depth=2", "--model.heads=2",
                                 "--model.pred_dim=16", "--model.pred_depth=1", "--model.pred_heads=2",
                                 "--train.precision=fp32"])
         method = cls(cfg)
-        opt = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad], lr=1e-3)
-        g = torch.Generator().manual_seed(0)
-        batch = method.collate(torch.randn(16, 1, 28, 28), g)
-        losses = []
-        for step in range(5):
-            loss, logs = method.step(batch)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            method.on_step_end(step + 1, 5)
-            losses.append(loss.item())
+        losses, _ = five_steps(method, torch.randn(16, 1, 28, 28))
         assert all(torch.isfinite(torch.tensor(losses)))
         assert losses[-1] < losses[0], (name, losses)
         if hasattr(method, "target_encoder"):

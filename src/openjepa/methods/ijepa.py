@@ -39,6 +39,12 @@ def build_masker(cfg: Config, grid: tuple[int, int]) -> MultiBlockMasker:
                             context_aspect=k.context_aspect, min_context=k.min_context)
 
 
+def build_predictor(cfg: Config, grid: tuple[int, ...], out_dim: int | None = None) -> MaskTokenPredictor:
+    """The narrow mask-token predictor from `cfg.model` (out_dim: tokens by default, pixels for MAE)."""
+    m = cfg.model
+    return MaskTokenPredictor(grid, m.dim, m.pred_dim, m.pred_depth, m.pred_heads, m.mlp_ratio, out_dim=out_dim)
+
+
 def masked_batch(masker: MultiBlockMasker, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
     """The collate step shared by masked-prediction methods: x plus ctx_idx (B, Kc) and tgt_idx (B, M, Kt)."""
     ctx_idx, tgt_idx = masker(x.shape[0], generator)
@@ -84,8 +90,7 @@ class IJEPA(nn.Module):
         self.encoder = build_encoder(cfg)
         # reg.ema=false: the target is the online encoder itself, under stop-gradient
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False) if cfg.reg.ema else None
-        m = cfg.model
-        self.predictor = MaskTokenPredictor(self.encoder.grid, m.dim, m.pred_dim, m.pred_depth, m.pred_heads, m.mlp_ratio)
+        self.predictor = build_predictor(cfg, self.encoder.grid)
         self.masker = build_masker(cfg, self.encoder.grid)
 
     def collate(self, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:

@@ -20,8 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from openjepa.config import Config
-from openjepa.methods.ijepa import add_regulariser, build_encoder, build_masker, masked_batch
-from openjepa.models.predictor import MaskTokenPredictor
+from openjepa.methods.ijepa import add_regulariser, build_encoder, build_masker, build_predictor, masked_batch
 from openjepa.models.vit import gather_tokens, patchify
 
 
@@ -47,10 +46,8 @@ class MAE(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.encoder = build_encoder(cfg)
-        m = cfg.model
-        pixels = cfg.data.channels * m.patch_size ** 2
-        self.predictor = MaskTokenPredictor(self.encoder.grid, m.dim, m.pred_dim, m.pred_depth, m.pred_heads,
-                                            m.mlp_ratio, out_dim=pixels)
+        pixels = cfg.data.channels * cfg.model.patch_size ** 2
+        self.predictor = build_predictor(cfg, self.encoder.grid, out_dim=pixels)
         self.masker = build_masker(cfg, self.encoder.grid)
 
     def collate(self, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
