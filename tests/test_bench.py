@@ -7,7 +7,8 @@ import pytest
 from openjepa.cli import main
 
 TINY = {
-    "images": ["--train.steps=3", "--train.monitor_every=3", "--train.monitor_samples=32", "--train.progress=false",
+    "images": ["--model.dim=48", "--model.depth=2", "--model.pred_dim=24", "--model.pred_depth=1",
+               "--model.proj_hidden=64", "--model.proj_dim=16", "--train.steps=3", "--train.monitor_every=3", "--train.monitor_samples=32", "--train.progress=false",
                "--eval.train_samples=200", "--eval.test_samples=100", "--eval.probe_iters=20"],
     "collapse": ["--train.steps=4", "--train.monitor_every=2", "--eval.train_samples=200", "--eval.test_samples=100",
                  "--eval.probe_iters=20"],
@@ -17,7 +18,7 @@ KEYS = {
     "collapse": {"name", "collapsed", "rankme", "linear_top1"},
 }
 NAMES = {
-    "images": ["raw_pixels", "random_init", "ijepa", "ijepa_vicreg"],
+    "images": ["raw_pixels", "random_init", "ijepa", "ijepa_vicreg", "ijepa_sigreg", "mae", "lejepa"],
     "collapse": ["none", "ema", "vicreg", "sigreg", "ema+sigreg"],
 }
 

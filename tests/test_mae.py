@@ -72,6 +72,7 @@ def test_mae_loss_sees_only_context_and_target_patches():
     assert not hasattr(method, "target_encoder") and method.eval_encoder() is method.encoder
     x = torch.randn(8, 1, 28, 28)
     batch = method.collate(x, torch.Generator().manual_seed(0))
+    x = batch["x"]  # the random-resized crop that the model sees
     ctx, tgt = batch["ctx_idx"], batch["tgt_idx"]
     unused = [(b, n) for b in range(8) for n in range(49) if n not in ctx[b] and n not in tgt[b]]
     assert unused, "the masks should leave some patches out of both context and targets"

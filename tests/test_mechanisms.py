@@ -49,3 +49,16 @@ def test_none_collapses_and_the_alarm_fires_while_sigreg_does_not(tmp_path):
 
     assert run("none")["collapse_warned"]
     assert not run("sigreg")["collapse_warned"]
+
+
+@pytest.mark.parametrize("on", ["predicted", "context+predicted"])
+def test_regulariser_on_predictions(on, five_steps):
+    """reg.on moves the terms from the context embeddings to the predictor's outputs (or both)."""
+    def first_loss(where):
+        torch.manual_seed(0)
+        method = METHODS["ijepa"](build_config({}, TINY + ["--reg.kind=vicreg", f"--reg.on={where}"]))
+        return method, five_steps(method, torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(1)))
+
+    _, (base, _) = first_loss("context")
+    _, (losses, logs) = first_loss(on)
+    assert "reg_var" in logs and losses[-1] < losses[0] and losses[0] != base[0]

@@ -1,7 +1,7 @@
 """Typed run configuration: dataclass defaults -> short YAML -> `--section.key=value` overrides.
 
-A run is described by one `Config` holding one dataclass per section (`data`, `model`, `mask`, `optim`,
-`train`, `eval`). `load_config(path, overrides)` merges the three layers and validates them: an unknown
+A run is described by one `Config` holding one dataclass per section (`data`, `model`, `mask`, `views`,
+`reg`, `optim`, `train`, `eval`). `load_config(path, overrides)` merges the three layers and validates them: an unknown
 section or key raises `ConfigError` naming it (with the closest valid name for typos), and a value of the
 wrong type or out of range raises `ConfigError` naming the key.
 """
@@ -60,12 +60,15 @@ class ModelConfig:
     pred_dim: int = 96  # predictor width (narrow: ~0.3-0.5x the encoder)
     pred_depth: int = 4
     pred_heads: int = 3
+    proj_hidden: int = 512  # projector MLP width (LeJEPA: pooled encoder output -> projector -> embedding)
+    proj_dim: int = 64  # projector output = the embedding that LeJEPA's invariance and SIGReg terms see
 
     def __post_init__(self) -> None:
         from openjepa.models import ENCODERS
 
         _check(self.encoder in ENCODERS, "model.encoder", f"unknown encoder {self.encoder!r}; choose from {sorted(ENCODERS)}")
-        for key in ("patch_size", "dim", "depth", "heads", "pred_dim", "pred_depth", "pred_heads"):
+        for key in ("patch_size", "dim", "depth", "heads", "pred_dim", "pred_depth", "pred_heads", "proj_hidden",
+                    "proj_dim"):
             _check(getattr(self, key) >= 1, f"model.{key}", f"must be >= 1, got {getattr(self, key)}")
         _check(self.dim % self.heads == 0, "model.heads", f"model.dim={self.dim} must be divisible by model.heads={self.heads}")
         _check(self.pred_dim % self.pred_heads == 0, "model.pred_heads", f"model.pred_dim={self.pred_dim} must be divisible by model.pred_heads={self.pred_heads}")
@@ -92,15 +95,40 @@ class MaskConfig:
             _check(0 < lo <= hi, f"mask.{key}", f"must satisfy 0 < lo <= hi, got {(lo, hi)}")
 
 
+@dataclass
+class ViewsConfig:
+    """Multi-view augmentation of view-invariance methods (LeJEPA): `global_views` crops at data.img_size with
+    data.crop_scale, plus `local_views` smaller crops resampled to `local_size` pixels."""
+    global_views: int = 2  # crops at full resolution; their mean embedding is the target of every view
+    local_views: int = 2  # extra low-resolution crops (0: none)
+    local_size: int = 16  # side of a local view in pixels (divisible by model.patch_size)
+    local_scale: tuple[float, float] = (0.1, 0.4)  # area fraction of a local crop
+
+    def __post_init__(self) -> None:
+        _check(self.global_views >= 1, "views.global_views", f"must be >= 1, got {self.global_views}")
+        _check(self.local_views >= 0, "views.local_views", f"must be >= 0, got {self.local_views}")
+        _check(self.global_views + self.local_views >= 2, "views.local_views", "need at least 2 views in all")
+        _check(self.local_size >= 1, "views.local_size", f"must be >= 1, got {self.local_size}")
+        lo, hi = self.local_scale
+        _check(0 < lo <= hi <= 1, "views.local_scale", f"must satisfy 0 < lo <= hi <= 1, got {self.local_scale}")
+
+
 REG_KINDS = ("none", "vicreg", "sigreg", "vicreg+sigreg")
+REG_ON = ("context", "predicted", "context+predicted")
 
 
 @dataclass
 class RegConfig:
     """Anti-collapse mechanism of a JEPA run, independent of the method: an EMA target (or none) and zero or
     more regularisers on the online encoder's pooled context embeddings."""
-    ema: bool = True  # target encoder = EMA of the online one (stop-grad); false: the online encoder, stop-grad
+    # target encoder = EMA of the online one (stop-grad); false: the online encoder under stop-grad (I-JEPA).
+    # unset: the method's default (true for ijepa; false for mae and lejepa, which have no target encoder)
+    ema: bool | None = None
     kind: str = "none"  # none | vicreg | sigreg | vicreg+sigreg
+    # which pooled embeddings the regularisers see (I-JEPA): the online encoder's context tokens, the
+    # predictor's outputs, or both (terms averaged). Target tokens are under stop-grad: a term there has no
+    # gradient. MAE: context only (its predictions are pixels); LeJEPA: always its projected views.
+    on: str = "context"
     var_weight: float = 1.0  # VICReg variance hinge weight
     cov_weight: float = 0.04  # VICReg covariance weight
     sigreg_lambda: float = 0.05  # LeJEPA convention: loss = (1 - lambda) * prediction + lambda * SIGReg
@@ -110,6 +138,7 @@ class RegConfig:
 
     def __post_init__(self) -> None:
         _check(self.kind in REG_KINDS, "reg.kind", f"must be one of {', '.join(REG_KINDS)}; got {self.kind!r}")
+        _check(self.on in REG_ON, "reg.on", f"must be one of {', '.join(REG_ON)}; got {self.on!r}")
         _check(self.var_weight >= 0 and self.cov_weight >= 0, "reg.var_weight", "weights must be >= 0")
         _check(0 <= self.sigreg_lambda <= 1, "reg.sigreg_lambda", f"must be in [0, 1], got {self.sigreg_lambda}")
         _check(self.sigreg_directions >= 1, "reg.sigreg_directions", "must be >= 1")
@@ -199,6 +228,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
+    views: ViewsConfig = field(default_factory=ViewsConfig)
     reg: RegConfig = field(default_factory=RegConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -207,6 +237,18 @@ class Config:
     def __post_init__(self) -> None:
         _check(self.data.img_size % self.model.patch_size == 0, "model.patch_size",
                f"data.img_size={self.data.img_size} must be divisible by model.patch_size={self.model.patch_size}")
+        from openjepa.methods import METHODS
+
+        method = METHODS[self.train.method]
+        if self.reg.ema is None:
+            self.reg.ema = method.has_target
+        _check(method.has_target or not self.reg.ema, "reg.ema",
+               f"method {self.train.method!r} has no target encoder; drop reg.ema or set it to false")
+        _check(self.train.method == "ijepa" or self.reg.on == "context", "reg.on",
+               f"only ijepa regularises its predictions; method {self.train.method!r} needs reg.on=context")
+        if self.train.method == "lejepa":
+            _check(self.views.local_size % self.model.patch_size == 0, "views.local_size",
+                   f"views.local_size={self.views.local_size} must be divisible by model.patch_size={self.model.patch_size}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,11 +1,16 @@
 """`openjepa bench images`: frozen-feature quality on Fashion-MNIST at a fixed CPU training budget.
 
 Rows (one run, one evaluation split): `raw_pixels` (no learning), `random_init` (the same encoder, untrained),
-and one row per trained variant of configs/ijepa_vit_cpu.yaml, each trained for the suite's step budget:
-`ijepa` (the paper's recipe: EMA target + stop-gradient only) and `ijepa_vicreg` (the same plus VICReg
-variance/covariance on the pooled context embeddings, the preset's default). Each row: name, linear_top1,
-knn_top1, rankme, feat_std, mean_cos, collapsed, train_seconds (+ checkpoint for models). `quick` shrinks the
-training and the probe sets so the whole suite runs in a few minutes; it still produces every row.
+and one row per trained model, all with the same ViT (dim 192, depth 6, patch 4) and the same step budget:
+- `ijepa`: configs/ijepa_vit_cpu.yaml with the paper's recipe (EMA target + stop-gradient only);
+- `ijepa_vicreg`: the same plus VICReg variance/covariance on the pooled context embeddings (the preset);
+- `ijepa_sigreg`: no EMA (the online encoder under stop-gradient is the target) plus SIGReg;
+- `mae`: the same encoder, masks and predictor regressing normalised *pixels* (the pixel-space baseline);
+- `lejepa`: configs/lejepa_vit_cpu.yaml (2 global + 2 local views, no predictor, SIGReg), whose batch of 64
+  images x 4 views costs about one I-JEPA step of 128 images, so equal steps is about equal compute.
+Each row: name, linear_top1, knn_top1, rankme, feat_std, mean_cos, collapsed, train_seconds (+ checkpoint for
+models). `quick` shrinks the training and the probe sets so the whole suite runs in a few minutes; it still
+produces every row.
 """
 
 from __future__ import annotations
@@ -24,12 +29,15 @@ from openjepa.train.checkpoint import save_checkpoint
 from openjepa.train.loop import train
 from openjepa.train.run import find_preset, provenance
 
-FULL = ["--train.steps=2500", "--train.monitor_every=250", "--eval.train_samples=60000", "--eval.test_samples=10000"]
-QUICK = ["--train.steps=100", "--train.monitor_every=50", "--train.monitor_samples=256",
+FULL = ["--train.steps=1500", "--train.monitor_every=250", "--eval.train_samples=60000", "--eval.test_samples=10000"]
+QUICK = ["--train.steps=60", "--train.monitor_every=30", "--train.monitor_samples=256",
          "--eval.train_samples=5000", "--eval.test_samples=2000"]
-VARIANTS = {  # row name -> overrides on top of the preset
-    "ijepa": ["--reg.kind=none"],
-    "ijepa_vicreg": ["--reg.kind=vicreg"],
+VARIANTS = {  # row name -> (preset, overrides on top of it)
+    "ijepa": ("ijepa_vit_cpu", ["--reg.kind=none"]),
+    "ijepa_vicreg": ("ijepa_vit_cpu", ["--reg.kind=vicreg"]),
+    "ijepa_sigreg": ("ijepa_vit_cpu", ["--reg.ema=false", "--reg.kind=sigreg"]),
+    "mae": ("ijepa_vit_cpu", ["--train.method=mae", "--reg.kind=none"]),
+    "lejepa": ("lejepa_vit_cpu", []),
 }
 ROW_KEYS = ("name", "linear_top1", "knn_top1", "rankme", "feat_std", "mean_cos", "collapsed", "train_seconds")
 
@@ -57,8 +65,8 @@ def run_images(quick: bool, workdir: Path, overrides: list[str], out: Path) -> d
     budget = (QUICK if quick else FULL) + list(overrides)
     meta = provenance()  # taken before training: the code that ran
     rows, warnings, configs = [], [], {}
-    for i, (name, variant) in enumerate(VARIANTS.items()):
-        cfg = load_config(find_preset("ijepa_vit_cpu"), budget + variant)
+    for i, (name, (preset, variant)) in enumerate(VARIANTS.items()):
+        cfg = load_config(find_preset(preset), budget + variant)
         configs[name] = cfg.to_dict()
         print(f"== bench images: training {name} ({cfg.train.steps} steps)")
         t0 = time.time()

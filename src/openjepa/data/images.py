@@ -602,6 +602,7 @@ def random_resized_crop(
     scale: tuple[float, float] = (0.3, 1.0),
     ratio: tuple[float, float] = (3 / 4, 4 / 3),
     flip: bool = False,
+    size: int | None = None,
 ) -> torch.Tensor:
     """Batched random-resized-crop (+ optional horizontal flip), no per-sample loop.
 
@@ -612,7 +613,7 @@ def random_resized_crop(
     and the other side is grown to keep the area (up to the image size), so the
     box always lies inside the image and ``scale=(1, 1)`` always means the full
     image. The position is uniform over all valid (sub-pixel) positions. The
-    crop is resampled to ``H x W`` with ``F.affine_grid`` + ``F.grid_sample``
+    crop is resampled to ``H x W`` (``size x size`` when given) with ``F.affine_grid`` + ``F.grid_sample``
     (bilinear, ``align_corners=False``, border padding). With ``flip=True``
     each sample is mirrored horizontally with probability 1/2.
 
@@ -622,8 +623,10 @@ def random_resized_crop(
     rounding).
 
     Returns:
-        float tensor of the same shape, dtype and device as ``x``.
+        float tensor of the same shape (spatial size ``size`` when given), dtype and device as ``x``.
     """
+    if size is not None and size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
         desc = _describe(x)
         raise ValueError(f"random_resized_crop expects a float (B, C, H, W) tensor, got {desc}")
@@ -665,7 +668,8 @@ def random_resized_crop(
     theta = torch.stack(
         [torch.stack([sx, zeros, cx], 1), torch.stack([zeros, sy, cy], 1)], 1
     ).to(x.dtype)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out_shape = list(x.shape) if size is None else [b, x.shape[1], size, size]
+    grid = F.affine_grid(theta, out_shape, align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 

@@ -1,6 +1,8 @@
 """Training methods. Each is a small nn.Module with
 
-    collate(x, generator) -> batch            CPU-side (masks), x float (B, C, H, W)
+    collate(x, generator) -> batch            CPU-side augmentation (crops, views) and masks; x (B, C, H, W)
+                                              normalised, un-augmented images
+    has_target                                whether a target encoder exists (reg.ema may be true)
     step(batch) -> (loss, logs)               forward + objective
     on_step_end(step, total) -> logs          e.g. the EMA update
     eval_encoder() -> nn.Module               the encoder to probe / export
@@ -9,9 +11,11 @@ and no training loop of its own (see openjepa.train.loop).
 """
 
 from openjepa.methods.ijepa import IJEPA
+from openjepa.methods.lejepa import LeJEPA
 from openjepa.methods.mae import MAE
 
 METHODS = {
     "ijepa": IJEPA,
+    "lejepa": LeJEPA,
     "mae": MAE,
 }

@@ -4,7 +4,11 @@ Assran et al. 2023, "Self-Supervised Learning from Images with a Joint-Embedding
     x (B, C, H, W) -> target encoder (EMA, no grad) -> LayerNorm -> z_tgt (B, N, D)
     x[ctx_idx]     -> online encoder                 -> z (B, Kc, D)
     predictor(z, ctx_idx, tgt_idx)                   -> (B, M, Kt, D)  vs  z_tgt[tgt_idx]
-Masks (ctx_idx (B, Kc), tgt_idx (B, M, Kt)) come from `MultiBlockMasker` in `collate`, on the CPU.
+Masks (ctx_idx (B, Kc), tgt_idx (B, M, Kt)) come from `MultiBlockMasker` in `collate`, on the CPU, after the
+random-resized crop of data.crop_scale.
+
+Anti-collapse (`reg`): an EMA target encoder (reg.ema) or the online encoder itself under stop-gradient, plus
+optional VICReg / SIGReg terms on pooled embeddings (`add_regulariser`; reg.on picks which).
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from openjepa.config import Config, RegConfig
+from openjepa.config import Config, DataConfig, RegConfig
+from openjepa.data.images import random_resized_crop
 from openjepa.losses.sigreg import sigreg
 from openjepa.losses.vicreg import covariance_loss, variance_loss
 from openjepa.masking.blocks import MultiBlockMasker
@@ -45,31 +50,38 @@ def build_predictor(cfg: Config, grid: tuple[int, ...], out_dim: int | None = No
     return MaskTokenPredictor(grid, m.dim, m.pred_dim, m.pred_depth, m.pred_heads, m.mlp_ratio, out_dim=out_dim)
 
 
-def masked_batch(masker: MultiBlockMasker, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """The collate step shared by masked-prediction methods: x plus ctx_idx (B, Kc) and tgt_idx (B, M, Kt)."""
+def masked_batch(masker: MultiBlockMasker, x: torch.Tensor, generator: torch.Generator, data: DataConfig
+                 ) -> dict[str, torch.Tensor]:
+    """The collate step shared by masked-prediction methods: x (B, C, H, W) normalised images -> one random
+    resized crop of each (data.crop_scale, data.flip), plus ctx_idx (B, Kc) and tgt_idx (B, M, Kt)."""
+    x = random_resized_crop(x, generator, scale=data.crop_scale, flip=data.flip)
     ctx_idx, tgt_idx = masker(x.shape[0], generator)
     # a per-step seed for random projections (SIGReg): from the step's generator, so identical on every rank
     seed = torch.randint(0, 2**31 - 1, (1,), generator=generator)
     return {"x": x, "ctx_idx": ctx_idx, "tgt_idx": tgt_idx, "seed": seed}
 
 
-def add_regulariser(loss: torch.Tensor, z: torch.Tensor, reg: RegConfig, seed: int = 0
+def add_regulariser(loss: torch.Tensor, emb: torch.Tensor, reg: RegConfig, seed: int = 0
                     ) -> tuple[torch.Tensor, dict[str, float]]:
-    """`loss` plus the `reg.kind` terms on the online context tokens z (B, Kc, D), and their logs.
+    """`loss` plus the `reg.kind` terms on embeddings emb (B, D) or (V, B, D) (V views or kinds, each term
+    averaged over V), and their logs; the terms run in fp32.
 
     VICReg adds var_weight * variance + cov_weight * covariance; SIGReg follows LeJEPA's convention
-    (1 - lambda) * loss + lambda * SIGReg, with directions drawn from `seed` (the same on every rank)."""
+    (1 - lambda) * loss + lambda * SIGReg, with directions drawn from `seed` (the same on every rank and
+    for every view)."""
     if reg.kind == "none":
         return loss, {}
-    pooled = z.float().mean(1)  # (B, D)
+    emb = emb.float()
+    views = emb.unsqueeze(0) if emb.dim() == 2 else emb  # (V, B, D)
     logs: dict[str, float] = {}
     if "vicreg" in reg.kind:
-        var, cov = variance_loss(pooled), covariance_loss(pooled)
+        var = torch.stack([variance_loss(e) for e in views]).mean()
+        cov = torch.stack([covariance_loss(e) for e in views]).mean()
         loss = loss + reg.var_weight * var + reg.cov_weight * cov
         logs.update(reg_var=var.item(), reg_cov=cov.item())
     if "sigreg" in reg.kind:
-        sig = sigreg(pooled, num_directions=reg.sigreg_directions, seed=seed, num_points=reg.sigreg_points,
-                     t_max=reg.sigreg_t_max)
+        sig = torch.stack([sigreg(e, num_directions=reg.sigreg_directions, seed=seed, num_points=reg.sigreg_points,
+                                  t_max=reg.sigreg_t_max) for e in views]).mean()
         loss = (1 - reg.sigreg_lambda) * loss + reg.sigreg_lambda * sig
         logs["reg_sigreg"] = sig.item()
     return loss, logs
@@ -84,6 +96,8 @@ def prediction_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torc
 
 
 class IJEPA(nn.Module):
+    has_target = True  # a target encoder can be kept as an EMA (reg.ema)
+
     def __init__(self, cfg: Config):
         super().__init__()
         self.cfg = cfg
@@ -94,7 +108,7 @@ class IJEPA(nn.Module):
         self.masker = build_masker(cfg, self.encoder.grid)
 
     def collate(self, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        return masked_batch(self.masker, x, generator)
+        return masked_batch(self.masker, x, generator, self.cfg.data)
 
     def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         x, ctx_idx, tgt_idx = batch["x"], batch["ctx_idx"], batch["tgt_idx"]
@@ -107,7 +121,10 @@ class IJEPA(nn.Module):
         pred = self.predictor(z, ctx_idx, tgt_idx)  # (B, M, Kt, D)
         pred_loss = prediction_loss(pred, z_tgt, self.cfg.train.loss)
         logs = {"pred_loss": pred_loss.item(), "ctx_tokens": float(ctx_idx.shape[1]), "tgt_tokens": float(M * Kt)}
-        loss, reg_logs = add_regulariser(pred_loss, z, self.cfg.reg, int(batch["seed"]))
+        on = self.cfg.reg.on
+        pooled = {"context": z.float().mean(1), "predicted": pred.float().flatten(1, 2).mean(1)}  # (B, D) each
+        emb = torch.stack([pooled[k] for k in on.split("+")])  # (1 or 2, B, D)
+        loss, reg_logs = add_regulariser(pred_loss, emb, self.cfg.reg, int(batch["seed"]))
         return loss, logs | reg_logs
 
     def on_step_end(self, step: int, total: int) -> dict[str, float]:

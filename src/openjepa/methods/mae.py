@@ -42,6 +42,8 @@ def pixel_loss(pred: torch.Tensor, x: torch.Tensor, tgt_idx: torch.Tensor, patch
 
 
 class MAE(nn.Module):
+    has_target = False  # the target is a fixed function of the pixels
+
     def __init__(self, cfg: Config):
         super().__init__()
         self.cfg = cfg
@@ -51,7 +53,7 @@ class MAE(nn.Module):
         self.masker = build_masker(cfg, self.encoder.grid)
 
     def collate(self, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        return masked_batch(self.masker, x, generator)
+        return masked_batch(self.masker, x, generator, self.cfg.data)
 
     def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         x, ctx_idx, tgt_idx = batch["x"], batch["ctx_idx"], batch["tgt_idx"]
@@ -60,7 +62,7 @@ class MAE(nn.Module):
         pred = self.predictor(z, ctx_idx, tgt_idx)  # (B, M, Kt, C*p*p)
         pred_loss = pixel_loss(pred, x, tgt_idx, self.cfg.model.patch_size)
         logs = {"pred_loss": pred_loss.item(), "ctx_tokens": float(ctx_idx.shape[1]), "tgt_tokens": float(M * Kt)}
-        loss, reg_logs = add_regulariser(pred_loss, z, self.cfg.reg, int(batch["seed"]))
+        loss, reg_logs = add_regulariser(pred_loss, z.float().mean(1), self.cfg.reg, int(batch["seed"]))
         return loss, logs | reg_logs
 
     def on_step_end(self, step: int, total: int) -> dict[str, float]:

@@ -25,14 +25,19 @@ def sincos_1d(dim: int, pos: torch.Tensor) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=1).float()
 
 
-def sincos_pos_embed(dim: int, grid: tuple[int, ...]) -> torch.Tensor:
+def sincos_pos_embed(dim: int, grid: tuple[int, ...], extent: tuple[int, ...] | None = None) -> torch.Tensor:
     """Fixed sin-cos positions for a token grid of any rank (2-D images, 3-D videos) -> (prod(grid), dim).
 
     The channels are split evenly between the axes (each share rounded down to an even number; leftover
-    channels are zero), axis 0 first; tokens are enumerated in row-major order over `grid`.
+    channels are zero), axis 0 first; tokens are enumerated in row-major order over `grid`. With `extent`
+    (the training grid), the coordinates of `grid` are spread evenly over 0..extent-1 along each axis: the
+    sin-cos analogue of interpolating learned positions, so a low-resolution view spans the same positions.
     """
     per_axis = (dim // len(grid)) // 2 * 2
-    coords = torch.meshgrid(*[torch.arange(g) for g in grid], indexing="ij")
+    extent = grid if extent is None else extent
+    axes = [torch.linspace(0, e - 1, g, dtype=torch.float64) if g > 1 else torch.zeros(1, dtype=torch.float64)
+            for g, e in zip(grid, extent)]
+    coords = torch.meshgrid(*axes, indexing="ij")
     parts = [sincos_1d(per_axis, c.reshape(-1)) for c in coords]
     emb = torch.cat(parts, dim=1)
     if emb.shape[1] < dim:
@@ -129,7 +134,10 @@ def rescale_blocks(blocks: nn.ModuleList) -> None:
 
 
 class VisionTransformer(nn.Module):
-    """ViT encoder: x (B, C, H, W) -> tokens z (B, N, D), or only the tokens at `idx` (B, K) -> (B, K, D)."""
+    """ViT encoder: x (B, C, H, W) -> tokens z (B, N, D), or only the tokens at `idx` (B, K) -> (B, K, D).
+
+    Inputs of another size (divisible by the patch size; e.g. LeJEPA's local views) get sin-cos positions
+    spread over the training grid (`sincos_pos_embed(..., extent=grid)`)."""
 
     def __init__(self, img_size: int, patch_size: int, in_chans: int, dim: int, depth: int, heads: int,
                  mlp_ratio: float = 4.0):
@@ -148,8 +156,18 @@ class VisionTransformer(nn.Module):
     def num_patches(self) -> int:
         return self.patch_embed.num_patches
 
+    def pos_embed_for(self, grid: tuple[int, int], device: torch.device) -> torch.Tensor:
+        """(1, N, D) positions for a token grid; the training grid's are the stored buffer."""
+        if tuple(grid) == tuple(self.grid):
+            return self.pos_embed
+        return sincos_pos_embed(self.dim, tuple(grid), extent=self.grid).unsqueeze(0).to(device)
+
     def forward(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
-        z = self.patch_embed(x) + self.pos_embed  # (B, N, D)
+        p = self.patch_embed.proj.kernel_size[0]
+        if x.shape[-2] % p or x.shape[-1] % p:
+            raise ValueError(f"input size {tuple(x.shape[-2:])} is not divisible by the patch size {p}")
+        grid = (x.shape[-2] // p, x.shape[-1] // p)
+        z = self.patch_embed(x) + self.pos_embed_for(grid, x.device)  # (B, N, D)
         if idx is not None:
             z = gather_tokens(z, idx)  # (B, K, D)
         for blk in self.blocks:

@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from openjepa.config import Config, build_config, config_to_yaml
-from openjepa.data.images import normalize, random_resized_crop
+from openjepa.data.images import normalize
 from openjepa.data.stream import BatchStream, step_generator
 from openjepa.eval.collapse import collapse_message, collapse_panel
 from openjepa.eval.features import autocast, extract_features
@@ -119,7 +119,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print) -> 
         for step in range(start, end):
             lr, wd = apply_schedules(opt, step, tc.steps, cfg.optim)
             g = step_generator(tc.seed, step)
-            x = random_resized_crop(normalize(stream.batch(step)), g, scale=cfg.data.crop_scale, flip=cfg.data.flip)
+            # the method's collate augments (crops, views) and masks, from the step's generator
+            x = normalize(stream.batch(step))  # (B, C, H, W) un-augmented
             batch = {k: v.to(device, non_blocking=True) for k, v in method.collate(x, g).items()}
 
             with autocast(device, tc.precision):
