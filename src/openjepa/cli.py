@@ -148,6 +148,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from openjepa.bench import SUITES
+    from openjepa.config import SECTIONS
+    from openjepa.train.run import CONFIG_DIR
+
+    presets = ", ".join(sorted(f.stem for f in CONFIG_DIR.glob("*.yaml")))
 
     p = argparse.ArgumentParser(prog="openjepa", description="Joint-Embedding Predictive Architectures: train, "
                                 "evaluate and benchmark self-supervised encoders.", epilog=EPILOG,
@@ -155,9 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a model from a YAML config", formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Train from a YAML config (a path or a preset name: smoke, ijepa_vit_cpu, "
-                       "ijepa_vit_gpu). Override any key with --section.key=value (sections: data, model, mask, "
-                       "optim, train, eval). The run directory gets config.yaml, metrics.jsonl, checkpoints/ and "
+                       description=f"Train from a YAML config (a path or a preset name: {presets}). Override "
+                       f"any key with --section.key=value (sections: {', '.join(SECTIONS)}). The run directory gets config.yaml, metrics.jsonl, checkpoints/ and "
                        "report.html.", epilog="example: openjepa train smoke --out runs/smoke --train.steps=50")
     t.add_argument("config", nargs="?", help="YAML config file or preset name")
     t.add_argument("--out", help="run directory (default: runs/<config>-<time>)")
