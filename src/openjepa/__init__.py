@@ -1,3 +1,10 @@
 """OpenJEPA: Joint-Embedding Predictive Architectures that train on a laptop CPU and scale out."""
 
 __version__ = "0.1.0"
+
+
+def load_encoder(path, device="cpu"):
+    """Load an encoder written by `openjepa export` (safetensors + config.json); see openjepa.export."""
+    from openjepa.export import load_encoder as _load
+
+    return _load(path, device)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -39,7 +40,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.config:
             raise ValueError("give either CONFIG or --resume RUN_DIR, not both (a resumed run keeps its own config)")
         cfg = load_config(run_dir / "config.yaml", args.overrides)
-        summary = train(cfg, run_dir, resume=True)
+        summary = train(cfg, run_dir, resume=True, force=args.force)
     else:
         if not args.config:
             raise ValueError("CONFIG is required (a YAML file or a preset name such as 'smoke'), or use --resume RUN_DIR")
@@ -52,6 +53,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"{state}: final loss {summary['final_loss']:.4f}; checkpoints in {run_dir / 'checkpoints'}; report {report}")
     if summary["collapse_warned"]:
         print("WARNING: the collapse panel flagged this run; see the report.")
+    if summary["stopped_by"]:  # pre-empted: exit as the signal would have, after the checkpoint
+        return 128 + int(getattr(signal, summary["stopped_by"]))
     return 0
 
 
@@ -133,6 +136,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from openjepa.export import export_encoder
+
+    out = export_encoder(args.checkpoint, args.out)
+    print(f"wrote {out / 'model.safetensors'} and {out / 'config.json'}; load with openjepa.load_encoder({str(out)!r})")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from openjepa.bench import SUITES
 
@@ -164,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "report.html.", epilog="example: openjepa train smoke --out runs/smoke --train.steps=50")
     t.add_argument("config", nargs="?", help="YAML config file or preset name")
     t.add_argument("--out", help="run directory (default: runs/<config>-<time>)")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint (exactly)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its newest valid checkpoint (exactly)")
+    t.add_argument("--force", action="store_true", help="with --resume: accept overrides that change the run's config")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="linear probe, kNN and collapse panel of a frozen encoder",
@@ -187,6 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--out", required=True, metavar="FEATURES.npy")
     m.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted) instead of failing")
     m.set_defaults(func=cmd_embed)
+
+    x = sub.add_parser("export", help="write an encoder as model.safetensors + config.json",
+                       description="Export the encoder a run evaluates (I-JEPA: the EMA target encoder) as "
+                       "model.safetensors (tensors only; loading runs no code) plus config.json. Load it back in "
+                       "Python with openjepa.load_encoder(DIR).")
+    x.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or run directory")
+    x.add_argument("--out", required=True, metavar="DIR")
+    x.set_defaults(func=cmd_export)
 
     d = sub.add_parser("demo", help="the quick tour: train, evaluate against baselines, write a report",
                        description="Train the CPU preset briefly on Fashion-MNIST (about 5-8 minutes on 2 cores), "
@@ -215,12 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     bad = [r for r in rest if not (r.startswith("--") and "=" in r and "." in r.split("=", 1)[0])]
     if bad:
         parser.error(f"unrecognized arguments: {' '.join(bad)} (config overrides look like --section.key=value)")
-    if rest and args.command == "embed":
-        parser.error("embed takes no config overrides")
+    if rest and args.command in ("embed", "export"):
+        parser.error(f"{args.command} takes no config overrides")
     args.overrides = rest
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError, FileExistsError, ValueError, RuntimeError) as e:
+    except (ConfigError, FileNotFoundError, FileExistsError, ValueError, RuntimeError, FloatingPointError, OSError) as e:
         print(f"openjepa {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -184,7 +184,12 @@ class TrainConfig:
     log_every: int = 10  # steps between metrics.jsonl rows
     monitor_every: int = 100  # steps between online collapse panel + kNN probe (0 disables)
     monitor_samples: int = 512  # held-out images used by the online panel
-    ckpt_every: int = 500  # steps between checkpoints (last.pt); best.pt follows the online kNN probe
+    ckpt_every: int = 500  # steps between checkpoints (step_N.pt, last.pt); best.pt follows the online kNN probe
+    keep_last: int = 3  # step checkpoints kept (older ones are deleted)
+    max_bad_steps: int = 3  # non-finite losses/gradients in a row (each step skipped) before acting
+    on_nonfinite: str = "rollback"  # rollback (to the newest valid checkpoint, lr lowered) | stop (with a report)
+    rollback_lr_factor: float = 0.5  # the learning rate is multiplied by this at each rollback
+    max_rollbacks: int = 2  # then stop
     stop_after: int = 0  # stop (as if killed) after this many steps of this invocation; 0 = run to the end
     threads: int = 0  # torch CPU threads; 0 = torch default
     progress: bool = True  # tqdm progress bar
@@ -198,9 +203,13 @@ class TrainConfig:
         _check(self.loss in ("smooth_l1", "l2"), "train.loss", f"must be 'smooth_l1' or 'l2', got {self.loss!r}")
         dev = self.device.split(":")[0]
         _check(dev in ("auto", "cpu", "cuda", "mps"), "train.device", f"must be auto, cpu, cuda[:N] or mps, got {self.device!r}")
-        for key in ("log_every", "ckpt_every"):
+        _check(self.on_nonfinite in ("rollback", "stop"), "train.on_nonfinite",
+               f"must be 'rollback' or 'stop', got {self.on_nonfinite!r}")
+        _check(0 < self.rollback_lr_factor <= 1, "train.rollback_lr_factor",
+               f"must be in (0, 1], got {self.rollback_lr_factor}")
+        for key in ("log_every", "ckpt_every", "keep_last", "max_bad_steps"):
             _check(getattr(self, key) >= 1, f"train.{key}", f"must be >= 1, got {getattr(self, key)}")
-        for key in ("monitor_every", "stop_after", "threads"):
+        for key in ("monitor_every", "stop_after", "threads", "max_rollbacks"):
             _check(getattr(self, key) >= 0, f"train.{key}", f"must be >= 0, got {getattr(self, key)}")
         _check(self.monitor_samples >= 16, "train.monitor_samples", f"must be >= 16, got {self.monitor_samples}")
 
@@ -311,7 +320,10 @@ def _parse_override(item: str) -> tuple[str, str, Any]:
         raise ConfigError(f"override {item!r}: expected --section.key=value, e.g. --train.steps=200")
     dotted, raw = body.split("=", 1)
     section, key = dotted.split(".", 1)
-    return section, key, yaml.safe_load(raw) if raw != "" else ""
+    try:
+        return section, key, yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{dotted}: cannot parse the value {raw!r} ({type(e).__name__})") from None
 
 
 def build_config(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Config:

@@ -6,11 +6,20 @@
 
 Everything random is a function of (seed, step), so `resume=True` continues exactly where the last
 checkpoint left off (fp32 on CPU gives bit-identical metrics).
+
+Reliability: checkpoints are atomic and the last `train.keep_last` are kept (train/checkpoint.py); SIGTERM or
+SIGINT finish the current step and checkpoint it; a non-finite loss or gradient skips the step (the weights
+never see it), and `train.max_bad_steps` such steps in a row roll back to the newest valid checkpoint with the
+learning rate scaled by `train.rollback_lr_factor` (at most `train.max_rollbacks` times), or stop with a report
+(failure.json) naming the step, the offending tensor and the last finite metrics.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +35,7 @@ from openjepa.eval.collapse import collapse_message, collapse_panel
 from openjepa.eval.features import autocast, extract_features
 from openjepa.eval.knn import knn_top1
 from openjepa.methods import METHODS
-from openjepa.train.checkpoint import load_checkpoint, save_checkpoint
+from openjepa.train.checkpoint import latest_checkpoint, save_checkpoint, save_step, step_files
 from openjepa.train.logging import MetricsLogger
 from openjepa.train.optim import apply_schedules, build_optimizer
 from openjepa.train.run import load_train_data, provenance, select_device
@@ -61,8 +70,42 @@ def build_monitor(cfg: Config, x: torch.Tensor, y: torch.Tensor | None) -> tuple
     return Monitor(x[held], x[bank], y[bank], y[held]), x[train]
 
 
-def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print) -> dict[str, Any]:
-    """Train `cfg.train.method` into `run_dir`; returns a summary dict. See the module docstring."""
+class StopSignals:
+    """While active (main thread only): SIGTERM or SIGINT asks the loop to finish its step, checkpoint and
+    return; a second SIGINT interrupts at once (KeyboardInterrupt, nothing more is saved)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def nonfinite_grad(module: torch.nn.Module) -> str | None:
+    """Name of the first parameter whose gradient holds a NaN or an infinity."""
+    for name, p in module.named_parameters():
+        if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
+            return name
+    return None
+
+
+def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, force: bool = False) -> dict[str, Any]:
+    """Train `cfg.train.method` into `run_dir`; returns a summary dict. See the module docstring.
+
+    resume: continue from the newest valid checkpoint; a different config is refused unless `force`."""
     run_dir = Path(run_dir)
     tc = cfg.train
     if tc.threads:
@@ -70,8 +113,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print) -> 
     torch.manual_seed(tc.seed)
     device = select_device(tc.device)
 
-    ckpt_path = run_dir / "checkpoints" / "last.pt"
-    if not resume and ckpt_path.exists():
+    ckpt_dir = run_dir / "checkpoints"
+    has_run = (ckpt_dir / "last.pt").exists() or bool(step_files(ckpt_dir))
+    if not resume and has_run:
         raise FileExistsError(f"{run_dir} already holds a run; resume it with `openjepa train --resume {run_dir}` "
                               f"or choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -86,109 +130,178 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print) -> 
     opt = build_optimizer(method, cfg.optim)
     logger = MetricsLogger(run_dir)
 
-    start, best = 0, -math.inf
-    if resume:
-        state = load_checkpoint(ckpt_path)
-        saved = build_config(state["config"])
-        if _comparable(saved) != _comparable(cfg):
-            raise ValueError(f"the config given differs from the one {run_dir} was trained with; "
-                             f"resume with the run's own config.yaml")
+    start, best, lr_scale = 0, -math.inf, 1.0
+
+    def restore(state: dict[str, Any]) -> None:
+        nonlocal best, lr_scale
         method.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        start, best = int(state["step"]), float(state["best"])
+        best, lr_scale = float(state["best"]), float(state.get("lr_scale", 1.0))
         torch.set_rng_state(state["rng"])
+
+    if resume:
+        for stale in [*ckpt_dir.glob("*.tmp"), *ckpt_dir.glob("last.pt.*.link")]:  # writes cut by a kill
+            stale.unlink(missing_ok=True)
+            log(f"removed {stale.name}, an unfinished checkpoint write")
+        path, state = latest_checkpoint(ckpt_dir, log)
+        diff = config_diff(build_config(state["config"]), cfg)
+        if diff and not force:
+            raise ValueError(f"the config given differs from the one {run_dir} was trained with ({'; '.join(diff)}); "
+                             f"resume with the run's own config.yaml, or pass --force to continue with the new one")
+        if diff:
+            log(f"WARNING: resuming with a different config (--force): {'; '.join(diff)}")
+        restore(state)
+        start = int(state["step"])
         logger.truncate_after(start)
-        log(f"resumed {run_dir} at step {start}/{tc.steps}")
+        log(f"resumed {run_dir} from {path.name} at step {start}/{tc.steps}")
 
-    def checkpoint(name: str, step: int) -> None:
-        save_checkpoint({"model": method.state_dict(), "optimizer": opt.state_dict(), "step": step, "best": best,
-                         "rng": torch.get_rng_state(), "config": cfg.to_dict(), "meta": meta},
-                        run_dir / "checkpoints" / name)
+    def snapshot(step: int) -> dict[str, Any]:
+        return {"model": method.state_dict(), "optimizer": opt.state_dict(), "step": step, "best": best,
+                "lr_scale": lr_scale, "rng": torch.get_rng_state(), "config": cfg.to_dict(), "meta": meta}
 
-    n_params = sum(p.numel() for p in method.parameters() if p.requires_grad)
+    params = [p for p in method.parameters() if p.requires_grad]
+    n_params = sum(p.numel() for p in params)
     log(f"training {tc.method} on {cfg.data.dataset} ({x_train.shape[0]} images, {stream.steps_per_epoch} steps/epoch) "
         f"for {tc.steps} steps on {device} ({tc.precision}); {n_params / 1e6:.2f}M trainable parameters; run dir {run_dir}")
 
     end = tc.steps if not tc.stop_after else min(tc.steps, start + tc.stop_after)
     bar = tqdm(total=tc.steps, initial=start, unit="step", desc=tc.method, disable=not tc.progress, dynamic_ncols=True)
     t_last, n_last, collapse_warned = time.time(), 0, False
-    last_loss = float("nan")
+    last_loss, last_row, saved = float("nan"), {}, start
+    bad, rollbacks, stopped_by = 0, 0, None
     method.train()
     step = start
-    try:
-        for step in range(start, end):
-            lr, wd = apply_schedules(opt, step, tc.steps, cfg.optim)
-            g = step_generator(tc.seed, step)
-            # the method's collate augments (crops, views) and masks, from the step's generator
-            x = normalize(stream.batch(step))  # (B, C, H, W) un-augmented
-            batch = {k: v.to(device, non_blocking=True) for k, v in method.collate(x, g).items()}
+    with StopSignals() as stop:
+        try:
+            while step < end:
+                lr, wd = apply_schedules(opt, step, tc.steps, cfg.optim, lr_scale)
+                g = step_generator(tc.seed, step)
+                # the method's collate augments (crops, views) and masks, from the step's generator
+                x = normalize(stream.batch(step))  # (B, C, H, W) un-augmented
+                batch = {k: v.to(device, non_blocking=True) for k, v in method.collate(x, g).items()}
 
-            with autocast(device, tc.precision):
-                loss, logs = method.step(batch)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss {loss.item()} at step {step}; last finite loss {last_loss}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            clip = cfg.optim.grad_clip
-            grad_norm = torch.nn.utils.clip_grad_norm_(method.parameters(), clip) if clip > 0 else None
-            opt.step()
-            logs.update(method.on_step_end(step + 1, tc.steps))
-            done = step + 1
-            n_last += x.shape[0]
-            bar.update(1)
+                with autocast(device, tc.precision):
+                    loss, logs = method.step(batch)
+                opt.zero_grad(set_to_none=True)
+                done = step + 1
+                # numerical guard: a non-finite loss or gradient never reaches the weights
+                culprit, grad_norm = None, None
+                if not torch.isfinite(loss):
+                    parts = [k for k, v in logs.items() if not math.isfinite(v)]
+                    culprit = "loss" + (f" ({', '.join(parts)})" if parts else "")
+                else:
+                    loss.backward()
+                    grads = [p.grad for p in params if p.grad is not None]
+                    grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+                    if not torch.isfinite(grad_norm):  # checked before clipping, which would spread the NaN
+                        culprit = f"gradient of {nonfinite_grad(method)}"
+                    elif cfg.optim.grad_clip > 0:
+                        torch._foreach_mul_(grads, torch.clamp(cfg.optim.grad_clip / (grad_norm + 1e-6), max=1.0))
+                if culprit is not None:
+                    opt.zero_grad(set_to_none=True)
+                    bad += 1
+                    logger.log({"step": done, "skipped": culprit})
+                    log(f"WARNING: step {done}: non-finite {culprit}; step skipped ({bad} in a row, "
+                        f"limit train.max_bad_steps={tc.max_bad_steps})")
+                    if bad < tc.max_bad_steps:
+                        step = done
+                        continue
+                    if tc.on_nonfinite == "rollback" and rollbacks < tc.max_rollbacks and saved > 0:
+                        path, state = latest_checkpoint(ckpt_dir, log)
+                        restore(state)
+                        lr_scale *= tc.rollback_lr_factor
+                        rollbacks, bad, step = rollbacks + 1, 0, int(state["step"])
+                        logger.truncate_after(step)
+                        logger.log({"step": step, "rollback": rollbacks, "lr_scale": lr_scale, "cause": culprit})
+                        log(f"WARNING: rolled back to {path.name} (step {step}) with the learning rate x{lr_scale:g} "
+                            f"(rollback {rollbacks} of train.max_rollbacks={tc.max_rollbacks})")
+                        bar.n = step
+                        continue
+                    report = {"step": done, "offending": culprit, "bad_steps": bad, "rollbacks": rollbacks,
+                              "last_finite_metrics": last_row, "newest_checkpoint_step": saved or None}
+                    (run_dir / "failure.json").write_text(json.dumps(report, indent=2) + "\n")
+                    raise FloatingPointError(
+                        f"training stopped at step {done}: {bad} non-finite steps in a row, offending tensor: {culprit}; "
+                        f"last finite metrics: {json.dumps(last_row)}; rollbacks used {rollbacks}/{tc.max_rollbacks}; "
+                        f"newest checkpoint at step {saved or 'none'} (weights there are finite). Report: "
+                        f"{run_dir / 'failure.json'}. Try a lower --optim.lr, then `openjepa train --resume {run_dir} --force`")
+                bad = 0
+                opt.step()
+                logs.update(method.on_step_end(done, tc.steps))
+                n_last += x.shape[0]
+                bar.update(1)
 
-            if done % tc.log_every == 0 or done == end:
-                last_loss = loss.item()
-                rate = n_last / max(time.time() - t_last, 1e-9)
-                t_last, n_last = time.time(), 0
-                row = {"step": done, "loss": last_loss, "lr": lr, "wd": wd, "samples_per_s": round(rate, 1),
-                       "epoch": round(done / stream.steps_per_epoch, 3), **logs}
-                if grad_norm is not None:
-                    row["grad_norm"] = float(grad_norm)
-                logger.log(row)
-                bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.1e}", img_s=f"{rate:.0f}")
-                if not tc.progress:
-                    eta = (tc.steps - done) * x.shape[0] / max(rate, 1e-9)
-                    log(f"step {done}/{tc.steps} loss {last_loss:.4f} lr {lr:.2e} {rate:.0f} img/s ETA {eta:.0f}s")
+                if done % tc.log_every == 0 or done == end:
+                    last_loss = loss.item()
+                    rate = n_last / max(time.time() - t_last, 1e-9)
+                    t_last, n_last = time.time(), 0
+                    row = {"step": done, "loss": last_loss, "lr": lr, "wd": wd, "samples_per_s": round(rate, 1),
+                           "epoch": round(done / stream.steps_per_epoch, 3), **logs}
+                    if grad_norm is not None:
+                        row["grad_norm"] = float(grad_norm)
+                    if lr_scale != 1.0:
+                        row["lr_scale"] = lr_scale
+                    logger.log(row)
+                    last_row = row
+                    bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.1e}", img_s=f"{rate:.0f}")
+                    if not tc.progress:
+                        eta = (tc.steps - done) * x.shape[0] / max(rate, 1e-9)
+                        log(f"step {done}/{tc.steps} loss {last_loss:.4f} lr {lr:.2e} {rate:.0f} img/s ETA {eta:.0f}s")
 
-            if tc.monitor_every and (done % tc.monitor_every == 0 or done == tc.steps):
-                panel = monitor.run(method.eval_encoder(), device, tc.precision)
-                logger.log({"step": done, **panel})
-                msg = f"step {done}: RankMe {panel['rankme']:.1f}, feat_std {panel['feat_std']:.4f}, mean_cos {panel['mean_cos']:.3f}"
-                if "knn_top1" in panel:
-                    msg += f", online kNN {100 * panel['knn_top1']:.1f}%"
-                bar.write(msg) if tc.progress else log(msg)
-                if panel["collapsed"]:
-                    warn = collapse_message(panel, done)
-                    bar.write("!" * 80 + "\n" + warn + "\n" + "!" * 80) if tc.progress else log("WARNING: " + warn)
-                    collapse_warned = True
-                score = panel.get("knn_top1", panel["rankme"])
-                if score > best:
-                    best = score
-                    checkpoint("best.pt", done)
+                if tc.monitor_every and (done % tc.monitor_every == 0 or done == tc.steps):
+                    panel = monitor.run(method.eval_encoder(), device, tc.precision)
+                    logger.log({"step": done, **panel})
+                    msg = f"step {done}: RankMe {panel['rankme']:.1f}, feat_std {panel['feat_std']:.4f}, mean_cos {panel['mean_cos']:.3f}"
+                    if "knn_top1" in panel:
+                        msg += f", online kNN {100 * panel['knn_top1']:.1f}%"
+                    bar.write(msg) if tc.progress else log(msg)
+                    if panel["collapsed"]:
+                        warn = collapse_message(panel, done)
+                        bar.write("!" * 80 + "\n" + warn + "\n" + "!" * 80) if tc.progress else log("WARNING: " + warn)
+                        collapse_warned = True
+                    score = panel.get("knn_top1", panel["rankme"])
+                    if score > best:
+                        best = score
+                        save_checkpoint(snapshot(done), ckpt_dir / "best.pt")
 
-            if done % tc.ckpt_every == 0 or done == end:
-                checkpoint("last.pt", done)
-    except KeyboardInterrupt:
-        checkpoint("last.pt", step)
-        log(f"interrupted: saved {ckpt_path} at step {step}; resume with `openjepa train --resume {run_dir}`")
-        raise
-    finally:
-        bar.close()
-        logger.close()
+                step = done
+                if done % tc.ckpt_every == 0 or done == end or stop.signum is not None:
+                    save_step(snapshot(done), ckpt_dir, tc.keep_last)
+                    saved = done
+                if stop.signum is not None:
+                    stopped_by = signal.Signals(stop.signum).name
+                    log(f"{stopped_by}: saved a checkpoint at step {done}; resume with `openjepa train --resume {run_dir}`")
+                    break
+            if step > saved and stopped_by is None:  # the last steps were skipped as non-finite
+                save_step(snapshot(step), ckpt_dir, tc.keep_last)
+                saved = step
+        except KeyboardInterrupt:
+            log(f"interrupted: the newest checkpoint is at step {saved}; resume with `openjepa train --resume {run_dir}`")
+            raise
+        finally:
+            bar.close()
+            logger.close()
 
-    finished = end == tc.steps
-    if finished and not (run_dir / "checkpoints" / "best.pt").exists():
-        checkpoint("best.pt", end)
-    return {"run_dir": str(run_dir), "steps": end, "finished": finished, "final_loss": last_loss,
-            "collapse_warned": collapse_warned}
+    finished = step >= tc.steps
+    if finished and not (ckpt_dir / "best.pt").exists():
+        save_checkpoint(snapshot(step), ckpt_dir / "best.pt")
+    return {"run_dir": str(run_dir), "steps": step, "finished": finished, "final_loss": last_loss,
+            "collapse_warned": collapse_warned, "stopped_by": stopped_by, "rollbacks": rollbacks}
 
 
-_RUNTIME_KEYS = ("stop_after", "progress", "threads", "device")  # may change between a run and its resume
+# may change between a run and its resume
+_RUNTIME_KEYS = ("stop_after", "progress", "threads", "device", "keep_last", "max_bad_steps", "on_nonfinite",
+                 "rollback_lr_factor", "max_rollbacks")
 
 
-def _comparable(cfg: Config) -> dict[str, Any]:
-    """The config without the keys a resumed run may change."""
-    d = cfg.to_dict()
-    d["train"] = {k: v for k, v in d["train"].items() if k not in _RUNTIME_KEYS}
-    return d
+def config_diff(saved: Config, given: Config) -> list[str]:
+    """'section.key: saved -> given' for every setting that differs, except the runtime keys."""
+    a, b = saved.to_dict(), given.to_dict()
+    out = []
+    for section in a:
+        for key in a[section]:
+            if section == "train" and key in _RUNTIME_KEYS:
+                continue
+            if a[section][key] != b[section][key]:
+                out.append(f"{section}.{key}: {a[section][key]!r} -> {b[section][key]!r}")
+    return out

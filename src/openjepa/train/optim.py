@@ -41,8 +41,10 @@ def wd_at(step: int, total: int, cfg: OptimConfig) -> float:
     return cfg.final_weight_decay + 0.5 * (cfg.weight_decay - cfg.final_weight_decay) * (1 + math.cos(math.pi * t))
 
 
-def apply_schedules(opt: torch.optim.Optimizer, step: int, total: int, cfg: OptimConfig) -> tuple[float, float]:
-    lr, wd = lr_at(step, total, cfg), wd_at(step, total, cfg)
+def apply_schedules(opt: torch.optim.Optimizer, step: int, total: int, cfg: OptimConfig, lr_scale: float = 1.0
+                    ) -> tuple[float, float]:
+    """Set this step's lr (times `lr_scale`, lowered by rollbacks) and weight decay on every param group."""
+    lr, wd = lr_scale * lr_at(step, total, cfg), wd_at(step, total, cfg)
     for g in opt.param_groups:
         g["lr"] = lr
         if g.get("decay"):
