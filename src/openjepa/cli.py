@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -48,6 +49,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = load_config(path, args.overrides)
         run_dir = Path(args.out) if args.out else default_run_dir(str(path))
         summary = train(cfg, run_dir)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 alone reports
+        return 128 + int(getattr(signal, summary["stopped_by"])) if summary["stopped_by"] else 0
     report = write_report(run_dir)
     state = "finished" if summary["finished"] else f"stopped at step {summary['steps']}"
     print(f"{state}: final loss {summary['final_loss']:.4f}; checkpoints in {run_dir / 'checkpoints'}; report {report}")

@@ -185,6 +185,7 @@ class TrainConfig:
     monitor_every: int = 100  # steps between online collapse panel + kNN probe (0 disables)
     monitor_samples: int = 512  # held-out images used by the online panel
     ckpt_every: int = 500  # steps between checkpoints (step_N.pt, last.pt); best.pt follows the online kNN probe
+    accum_steps: int = 1  # micro-batches per step (gradients summed): data.batch_size stays the global batch
     keep_last: int = 3  # step checkpoints kept (older ones are deleted)
     max_bad_steps: int = 3  # non-finite losses/gradients in a row (each step skipped) before acting
     on_nonfinite: str = "rollback"  # rollback (to the newest valid checkpoint, lr lowered) | stop (with a report)
@@ -207,7 +208,7 @@ class TrainConfig:
                f"must be 'rollback' or 'stop', got {self.on_nonfinite!r}")
         _check(0 < self.rollback_lr_factor <= 1, "train.rollback_lr_factor",
                f"must be in (0, 1], got {self.rollback_lr_factor}")
-        for key in ("log_every", "ckpt_every", "keep_last", "max_bad_steps"):
+        for key in ("log_every", "ckpt_every", "keep_last", "max_bad_steps", "accum_steps"):
             _check(getattr(self, key) >= 1, f"train.{key}", f"must be >= 1, got {getattr(self, key)}")
         for key in ("monitor_every", "stop_after", "threads", "max_rollbacks"):
             _check(getattr(self, key) >= 0, f"train.{key}", f"must be >= 0, got {getattr(self, key)}")
@@ -244,6 +245,8 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
+        _check(self.data.batch_size % self.train.accum_steps == 0, "train.accum_steps",
+               f"data.batch_size={self.data.batch_size} must be divisible by train.accum_steps={self.train.accum_steps}")
         _check(self.data.img_size % self.model.patch_size == 0, "model.patch_size",
                f"data.img_size={self.data.img_size} must be divisible by model.patch_size={self.model.patch_size}")
         from openjepa.methods import METHODS

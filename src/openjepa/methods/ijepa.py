@@ -97,6 +97,7 @@ def prediction_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torc
 
 class IJEPA(nn.Module):
     has_target = True  # a target encoder can be kept as an EMA (reg.ema)
+    batch_dims = {"x": 0, "ctx_idx": 0, "tgt_idx": 0}  # batch axis of each collated tensor (sharding, micro-batches)
 
     def __init__(self, cfg: Config):
         super().__init__()

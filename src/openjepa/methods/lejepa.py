@@ -40,6 +40,7 @@ class Projector(nn.Module):
 
 class LeJEPA(nn.Module):
     has_target = False  # one encoder; the targets (the global views' centre) carry gradients
+    batch_dims = {"global": 1, "local": 1}  # batch axis of each collated tensor (sharding, micro-batches)
 
     def __init__(self, cfg: Config):
         super().__init__()

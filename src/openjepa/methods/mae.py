@@ -43,6 +43,7 @@ def pixel_loss(pred: torch.Tensor, x: torch.Tensor, tgt_idx: torch.Tensor, patch
 
 class MAE(nn.Module):
     has_target = False  # the target is a fixed function of the pixels
+    batch_dims = {"x": 0, "ctx_idx": 0, "tgt_idx": 0}  # batch axis of each collated tensor (sharding, micro-batches)
 
     def __init__(self, cfg: Config):
         super().__init__()

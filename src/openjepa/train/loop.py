@@ -36,6 +36,8 @@ from openjepa.eval.features import autocast, extract_features
 from openjepa.eval.knn import knn_top1
 from openjepa.methods import METHODS
 from openjepa.train.checkpoint import latest_checkpoint, save_checkpoint, save_step, step_files
+from openjepa.train.distributed import (all_reduce_grads, any_rank, barrier, broadcast_parameters, init_distributed,
+                                        mean_over_ranks, shard)
 from openjepa.train.logging import MetricsLogger
 from openjepa.train.optim import apply_schedules, build_optimizer
 from openjepa.train.run import load_train_data, provenance, select_device
@@ -94,6 +96,23 @@ class StopSignals:
             signal.signal(sig, old)
 
 
+def _quiet(*args: Any) -> None:
+    pass
+
+
+class NullLogger:
+    """The metrics logger of ranks other than 0."""
+
+    def log(self, row: dict[str, Any]) -> None:
+        pass
+
+    def truncate_after(self, step: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def nonfinite_grad(module: torch.nn.Module) -> str | None:
     """Name of the first parameter whose gradient holds a NaN or an infinity."""
     for name, p in module.named_parameters():
@@ -111,24 +130,32 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
     if tc.threads:
         torch.set_num_threads(tc.threads)
     torch.manual_seed(tc.seed)
+    ddp = init_distributed()
     device = select_device(tc.device)
+    if device.type == "cuda" and ddp.world > 1:
+        device = torch.device("cuda", ddp.local_rank)
+        torch.cuda.set_device(device)
+    if not ddp.main:  # rank 0 alone logs, evaluates and writes files
+        log = _quiet
 
     ckpt_dir = run_dir / "checkpoints"
     has_run = (ckpt_dir / "last.pt").exists() or bool(step_files(ckpt_dir))
     if not resume and has_run:
         raise FileExistsError(f"{run_dir} already holds a run; resume it with `openjepa train --resume {run_dir}` "
                               f"or choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
     meta = provenance()
-    if not resume:
-        (run_dir / "config.yaml").write_text(config_to_yaml(cfg, meta))
+    if ddp.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            (run_dir / "config.yaml").write_text(config_to_yaml(cfg, meta))
 
     x_all, y_all = load_train_data(cfg)
     monitor, x_train = build_monitor(cfg, x_all, y_all)
     stream = BatchStream(x_train, cfg.data.batch_size, tc.seed)
     method = METHODS[tc.method](cfg).to(device)
+    broadcast_parameters(method, ddp.world)
     opt = build_optimizer(method, cfg.optim)
-    logger = MetricsLogger(run_dir)
+    logger = MetricsLogger(run_dir) if ddp.main else NullLogger()
 
     start, best, lr_scale = 0, -math.inf, 1.0
 
@@ -140,9 +167,10 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
         torch.set_rng_state(state["rng"])
 
     if resume:
-        for stale in [*ckpt_dir.glob("*.tmp"), *ckpt_dir.glob("last.pt.*.link")]:  # writes cut by a kill
-            stale.unlink(missing_ok=True)
+        for stale in [*ckpt_dir.glob("*.tmp"), *ckpt_dir.glob("last.pt.*.link")] if ddp.main else []:
+            stale.unlink(missing_ok=True)  # writes cut by a kill
             log(f"removed {stale.name}, an unfinished checkpoint write")
+        barrier(ddp.world)
         path, state = latest_checkpoint(ckpt_dir, log)
         diff = config_diff(build_config(state["config"]), cfg)
         if diff and not force:
@@ -178,25 +206,32 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
                 g = step_generator(tc.seed, step)
                 # the method's collate augments (crops, views) and masks, from the step's generator
                 x = normalize(stream.batch(step))  # (B, C, H, W) un-augmented
-                batch = {k: v.to(device, non_blocking=True) for k, v in method.collate(x, g).items()}
-
-                with autocast(device, tc.precision):
-                    loss, logs = method.step(batch)
+                # every rank collates the global batch (a function of the step alone), then keeps its rows
+                mine = shard(method.collate(x, g), method.batch_dims, ddp.rank, ddp.world)
                 opt.zero_grad(set_to_none=True)
+                loss, bad_loss = 0.0, None
+                for i in range(tc.accum_steps):  # micro-batches: gradients summed, loss averaged
+                    micro = {k: v.to(device, non_blocking=True)
+                             for k, v in shard(mine, method.batch_dims, i, tc.accum_steps).items()}
+                    with autocast(device, tc.precision):
+                        part, logs = method.step(micro)
+                    if not torch.isfinite(part) and bad_loss is None:
+                        names = [k for k, v in logs.items() if not math.isfinite(v)]
+                        bad_loss = "loss" + (f" ({', '.join(names)})" if names else "")
+                    (part / tc.accum_steps).backward()
+                    loss = loss + part.detach() / tc.accum_steps
+                all_reduce_grads(params, ddp.world)
                 done = step + 1
-                # numerical guard: a non-finite loss or gradient never reaches the weights
+                # numerical guard: a non-finite loss or gradient never reaches the weights (same verdict on all ranks)
                 culprit, grad_norm = None, None
-                if not torch.isfinite(loss):
-                    parts = [k for k, v in logs.items() if not math.isfinite(v)]
-                    culprit = "loss" + (f" ({', '.join(parts)})" if parts else "")
-                else:
-                    loss.backward()
-                    grads = [p.grad for p in params if p.grad is not None]
-                    grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-                    if not torch.isfinite(grad_norm):  # checked before clipping, which would spread the NaN
-                        culprit = f"gradient of {nonfinite_grad(method)}"
-                    elif cfg.optim.grad_clip > 0:
-                        torch._foreach_mul_(grads, torch.clamp(cfg.optim.grad_clip / (grad_norm + 1e-6), max=1.0))
+                grads = [p.grad for p in params if p.grad is not None]
+                grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+                if any_rank(bad_loss is not None, ddp.world, device):
+                    culprit = bad_loss or "loss (on another rank)"
+                elif not torch.isfinite(grad_norm):  # checked before clipping, which would spread the NaN
+                    culprit = f"gradient of {nonfinite_grad(method)}"
+                elif cfg.optim.grad_clip > 0:
+                    torch._foreach_mul_(grads, torch.clamp(cfg.optim.grad_clip / (grad_norm + 1e-6), max=1.0))
                 if culprit is not None:
                     opt.zero_grad(set_to_none=True)
                     bad += 1
@@ -220,6 +255,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
                     report = {"step": done, "offending": culprit, "bad_steps": bad, "rollbacks": rollbacks,
                               "last_finite_metrics": last_row, "newest_checkpoint_step": saved or None}
                     (run_dir / "failure.json").write_text(json.dumps(report, indent=2) + "\n")
+                    if not ddp.main:
+                        raise FloatingPointError(f"step {done}: non-finite {culprit} (report on rank 0)")
                     raise FloatingPointError(
                         f"training stopped at step {done}: {bad} non-finite steps in a row, offending tensor: {culprit}; "
                         f"last finite metrics: {json.dumps(last_row)}; rollbacks used {rollbacks}/{tc.max_rollbacks}; "
@@ -232,7 +269,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
                 bar.update(1)
 
                 if done % tc.log_every == 0 or done == end:
-                    last_loss = loss.item()
+                    last_loss = mean_over_ranks(float(loss), ddp.world, device)
                     rate = n_last / max(time.time() - t_last, 1e-9)
                     t_last, n_last = time.time(), 0
                     row = {"step": done, "loss": last_loss, "lr": lr, "wd": wd, "samples_per_s": round(rate, 1),
@@ -248,7 +285,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
                         eta = (tc.steps - done) * x.shape[0] / max(rate, 1e-9)
                         log(f"step {done}/{tc.steps} loss {last_loss:.4f} lr {lr:.2e} {rate:.0f} img/s ETA {eta:.0f}s")
 
-                if tc.monitor_every and (done % tc.monitor_every == 0 or done == tc.steps):
+                if ddp.main and tc.monitor_every and (done % tc.monitor_every == 0 or done == tc.steps):
                     panel = monitor.run(method.eval_encoder(), device, tc.precision)
                     logger.log({"step": done, **panel})
                     msg = f"step {done}: RankMe {panel['rankme']:.1f}, feat_std {panel['feat_std']:.4f}, mean_cos {panel['mean_cos']:.3f}"
@@ -265,15 +302,18 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
                         save_checkpoint(snapshot(done), ckpt_dir / "best.pt")
 
                 step = done
-                if done % tc.ckpt_every == 0 or done == end or stop.signum is not None:
-                    save_step(snapshot(done), ckpt_dir, tc.keep_last)
+                stopping = any_rank(stop.signum is not None, ddp.world, device)
+                if done % tc.ckpt_every == 0 or done == end or stopping:
+                    if ddp.main:
+                        save_step(snapshot(done), ckpt_dir, tc.keep_last)
                     saved = done
-                if stop.signum is not None:
-                    stopped_by = signal.Signals(stop.signum).name
+                if stopping:
+                    stopped_by = signal.Signals(stop.signum or signal.SIGTERM).name
                     log(f"{stopped_by}: saved a checkpoint at step {done}; resume with `openjepa train --resume {run_dir}`")
                     break
             if step > saved and stopped_by is None:  # the last steps were skipped as non-finite
-                save_step(snapshot(step), ckpt_dir, tc.keep_last)
+                if ddp.main:
+                    save_step(snapshot(step), ckpt_dir, tc.keep_last)
                 saved = step
         except KeyboardInterrupt:
             log(f"interrupted: the newest checkpoint is at step {saved}; resume with `openjepa train --resume {run_dir}`")
@@ -283,8 +323,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
             logger.close()
 
     finished = step >= tc.steps
-    if finished and not (ckpt_dir / "best.pt").exists():
+    if ddp.main and finished and not (ckpt_dir / "best.pt").exists():
         save_checkpoint(snapshot(step), ckpt_dir / "best.pt")
+    barrier(ddp.world)
     return {"run_dir": str(run_dir), "steps": step, "finished": finished, "final_loss": last_loss,
             "collapse_warned": collapse_warned, "stopped_by": stopped_by, "rollbacks": rollbacks}
 

@@ -1,0 +1,86 @@
+"""Data parallelism (train/distributed.py): 2 gloo processes under torchrun equal 1 process on the same global
+batch; gradient accumulation equals the large batch; every sample once per epoch; world-size-free resume."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from openjepa.config import load_config
+from openjepa.data.stream import BatchStream
+from openjepa.train.checkpoint import load_checkpoint
+from openjepa.train.distributed import shard
+from openjepa.train.loop import train
+from openjepa.train.run import find_preset
+
+QUIET = dict(log=lambda *a: None)
+RUN = ["--train.progress=false", "--train.steps=6", "--train.log_every=1", "--train.monitor_every=0",
+       "--train.ckpt_every=3", "--data.batch_size=16"]
+
+
+def smoke(*overrides):
+    return load_config(find_preset("smoke"), [*RUN, *overrides])
+
+
+def losses(run_dir):
+    rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in rows if "loss" in r]
+
+
+def weights(run_dir):
+    return load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt")["model"]
+
+
+def assert_same_run(a, b, rtol=1e-4, atol=1e-5):
+    assert torch.allclose(torch.tensor(losses(a)), torch.tensor(losses(b)), rtol=rtol, atol=atol), (losses(a), losses(b))
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], rtol=rtol, atol=atol), k
+
+
+def test_every_sample_once_per_epoch_across_ranks():
+    x = torch.arange(103).view(103, 1, 1, 1)
+    stream = BatchStream(x, batch_size=8, seed=3)
+    seen = []
+    for step in range(stream.steps_per_epoch):
+        batch = {"x": stream.batch(step)}
+        for rank in range(4):
+            seen += shard(batch, {"x": 0}, rank, 4)["x"].flatten().tolist()
+    assert len(seen) == len(set(seen)) == 8 * (103 // 8)
+    with pytest.raises(ValueError, match="equal parts"):
+        shard({"x": torch.zeros(6)}, {"x": 0}, 0, 4)
+
+
+@pytest.mark.parametrize("method", ["ijepa", "mae"])
+def test_gradient_accumulation_equals_the_large_batch(method, tmp_path):
+    extra = [f"--train.method={method}", "--train.precision=fp32"] + ["--reg.kind=none"]
+    train(smoke(*extra), tmp_path / "big", **QUIET)
+    train(smoke(*extra, "--train.accum_steps=4"), tmp_path / "micro", **QUIET)
+    assert_same_run(tmp_path / "big", tmp_path / "micro")
+
+
+def torchrun(tmp_path, out, *overrides):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "openjepa",
+           "train", "smoke", "--out", str(out), *RUN, "--train.threads=1", *overrides]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_two_gloo_ranks_equal_one_process_and_resume_on_one(tmp_path):
+    single, ddp, mixed = tmp_path / "single", tmp_path / "ddp", tmp_path / "mixed"
+    train(smoke("--train.precision=fp32"), single, **QUIET)
+    proc = torchrun(tmp_path, ddp, "--train.precision=fp32")
+    assert proc.stdout.count("training ijepa") == 1 and proc.stdout.count("finished") == 1  # rank 0 alone talks
+    assert_same_run(single, ddp)
+    # a checkpoint written by 2 ranks resumes in 1 process
+    torchrun(tmp_path, mixed, "--train.precision=fp32", "--train.stop_after=3")
+    assert load_checkpoint(mixed / "checkpoints" / "last.pt")["step"] == 3
+    train(smoke("--train.precision=fp32"), mixed, resume=True, **QUIET)
+    assert_same_run(single, mixed)
