@@ -204,9 +204,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
             while step < end:
                 lr, wd = apply_schedules(opt, step, tc.steps, cfg.optim, lr_scale)
                 g = step_generator(tc.seed, step)
-                # the method's collate augments (crops, views) and masks, from the step's generator
-                x = normalize(stream.batch(step))  # (B, C, H, W) un-augmented
-                # every rank collates the global batch (a function of the step alone), then keeps its rows
+                x = normalize(stream.batch(step))  # (B, C, H, W) un-augmented, the global batch
+                # the method's collate augments (crops, views) and masks from the step's generator; every rank
+                # collates the whole batch (a function of the step alone), then keeps its own rows
                 mine = shard(method.collate(x, g), method.batch_dims, ddp.rank, ddp.world)
                 opt.zero_grad(set_to_none=True)
                 loss, bad_loss = 0.0, None
@@ -223,7 +223,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
                 all_reduce_grads(params, ddp.world)
                 done = step + 1
                 # numerical guard: a non-finite loss or gradient never reaches the weights (same verdict on all ranks)
-                culprit, grad_norm = None, None
+                culprit = None
                 grads = [p.grad for p in params if p.grad is not None]
                 grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
                 if any_rank(bad_loss is not None, ddp.world, device):
@@ -254,9 +254,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
                         continue
                     report = {"step": done, "offending": culprit, "bad_steps": bad, "rollbacks": rollbacks,
                               "last_finite_metrics": last_row, "newest_checkpoint_step": saved or None}
-                    (run_dir / "failure.json").write_text(json.dumps(report, indent=2) + "\n")
                     if not ddp.main:
                         raise FloatingPointError(f"step {done}: non-finite {culprit} (report on rank 0)")
+                    (run_dir / "failure.json").write_text(json.dumps(report, indent=2) + "\n")
                     raise FloatingPointError(
                         f"training stopped at step {done}: {bad} non-finite steps in a row, offending tensor: {culprit}; "
                         f"last finite metrics: {json.dumps(last_row)}; rollbacks used {rollbacks}/{tc.max_rollbacks}; "
