@@ -49,16 +49,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = load_config(path, args.overrides)
         run_dir = Path(args.out) if args.out else default_run_dir(str(path))
         summary = train(cfg, run_dir)
+    # pre-empted: exit as the signal would have, after the checkpoint
+    code = 128 + int(getattr(signal, summary["stopped_by"])) if summary["stopped_by"] else 0
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 alone reports
-        return 128 + int(getattr(signal, summary["stopped_by"])) if summary["stopped_by"] else 0
+        return code
     report = write_report(run_dir)
     state = "finished" if summary["finished"] else f"stopped at step {summary['steps']}"
     print(f"{state}: final loss {summary['final_loss']:.4f}; checkpoints in {run_dir / 'checkpoints'}; report {report}")
     if summary["collapse_warned"]:
         print("WARNING: the collapse panel flagged this run; see the report.")
-    if summary["stopped_by"]:  # pre-empted: exit as the signal would have, after the checkpoint
-        return 128 + int(getattr(signal, summary["stopped_by"]))
-    return 0
+    return code
 
 
 def _print_rows(rows: list[dict]) -> None:

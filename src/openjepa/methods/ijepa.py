@@ -56,9 +56,13 @@ def masked_batch(masker: MultiBlockMasker, x: torch.Tensor, generator: torch.Gen
     resized crop of each (data.crop_scale, data.flip), plus ctx_idx (B, Kc) and tgt_idx (B, M, Kt)."""
     x = random_resized_crop(x, generator, scale=data.crop_scale, flip=data.flip)
     ctx_idx, tgt_idx = masker(x.shape[0], generator)
-    # a per-step seed for random projections (SIGReg): from the step's generator, so identical on every rank
-    seed = torch.randint(0, 2**31 - 1, (1,), generator=generator)
-    return {"x": x, "ctx_idx": ctx_idx, "tgt_idx": tgt_idx, "seed": seed}
+    return {"x": x, "ctx_idx": ctx_idx, "tgt_idx": tgt_idx, "seed": step_seed(generator)}
+
+
+def step_seed(generator: torch.Generator) -> torch.Tensor:
+    """(1,) seed for the step's random projections (SIGReg), drawn from the step's generator: identical on
+    every rank and on resume."""
+    return torch.randint(0, 2**31 - 1, (1,), generator=generator)
 
 
 def add_regulariser(loss: torch.Tensor, emb: torch.Tensor, reg: RegConfig, seed: int = 0

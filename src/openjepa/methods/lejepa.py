@@ -22,7 +22,7 @@ from torch import nn
 
 from openjepa.config import Config
 from openjepa.data.images import random_resized_crop
-from openjepa.methods.ijepa import add_regulariser, build_encoder
+from openjepa.methods.ijepa import add_regulariser, build_encoder, step_seed
 
 
 class Projector(nn.Module):
@@ -56,8 +56,7 @@ class LeJEPA(nn.Module):
         loc = [random_resized_crop(x, generator, scale=v.local_scale, flip=d.flip, size=v.local_size)
                for _ in range(v.local_views)]
         loc = torch.stack(loc) if loc else x.new_zeros(0, *x.shape[:2], v.local_size, v.local_size)
-        seed = torch.randint(0, 2**31 - 1, (1,), generator=generator)
-        return {"global": glob, "local": loc, "seed": seed}
+        return {"global": glob, "local": loc, "seed": step_seed(generator)}
 
     def embed(self, views: torch.Tensor) -> torch.Tensor:
         """views (V, B, C, h, w) -> projected embeddings (V, B, P); all V views in one encoder pass."""

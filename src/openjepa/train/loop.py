@@ -35,7 +35,7 @@ from openjepa.eval.collapse import collapse_message, collapse_panel
 from openjepa.eval.features import autocast, extract_features
 from openjepa.eval.knn import knn_top1
 from openjepa.methods import METHODS
-from openjepa.train.checkpoint import latest_checkpoint, save_checkpoint, save_step, step_files
+from openjepa.train.checkpoint import first_nonfinite, latest_checkpoint, save_checkpoint, save_step, step_files
 from openjepa.train.distributed import (all_reduce_grads, any_rank, barrier, broadcast_parameters, init_distributed,
                                         mean_over_ranks, shard)
 from openjepa.train.logging import MetricsLogger
@@ -115,10 +115,7 @@ class NullLogger:
 
 def nonfinite_grad(module: torch.nn.Module) -> str | None:
     """Name of the first parameter whose gradient holds a NaN or an infinity."""
-    for name, p in module.named_parameters():
-        if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
-            return name
-    return None
+    return first_nonfinite({name: p.grad for name, p in module.named_parameters() if p.grad is not None})
 
 
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, force: bool = False) -> dict[str, Any]:
