@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from openjepa.data.stream import BatchStream, step_generator
@@ -34,3 +35,14 @@ def test_too_small_dataset_is_a_clear_error():
 
     with pytest.raises(ValueError, match="batch_size"):
         BatchStream(torch.zeros(5, 1, 2, 2, dtype=torch.uint8), batch_size=8, seed=0)
+
+
+def test_stream_of_dict_data_indexes_every_entry_alike():
+    obs = torch.arange(20, dtype=torch.uint8).reshape(20, 1, 1, 1, 1).expand(20, 3, 1, 2, 2).contiguous()
+    act = torch.arange(20, dtype=torch.float32).reshape(20, 1, 1).expand(20, 3, 2).contiguous()
+    s = BatchStream({"obs": obs, "a": act}, batch_size=5, seed=1)
+    b = s.batch(2)
+    assert b["obs"].shape == (5, 3, 1, 2, 2) and b["a"].shape == (5, 3, 2)
+    assert torch.equal(b["obs"][:, 0, 0, 0, 0].float(), b["a"][:, 0, 0])  # same rows in both entries
+    with pytest.raises(ValueError, match="number of samples"):
+        BatchStream({"obs": obs, "a": act[:19]}, batch_size=5, seed=1)

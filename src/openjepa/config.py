@@ -40,7 +40,9 @@ class DataConfig:
     skip_bad: bool = False  # skip unreadable image files (counted in a warning) instead of failing
 
     def __post_init__(self) -> None:
-        _check(self.dataset in ("fashion_mnist", "images"), "data.dataset", f"must be 'fashion_mnist' or 'images', got {self.dataset!r}")
+        from openjepa.train.run import DATASETS
+
+        _check(self.dataset in DATASETS, "data.dataset", f"unknown dataset {self.dataset!r}; choose from {sorted(DATASETS)}")
         _check(self.dataset != "images" or bool(self.path), "data.path", "is required when data.dataset='images'")
         _check(self.img_size >= 4, "data.img_size", f"must be >= 4, got {self.img_size}")
         _check(self.channels in (1, 3), "data.channels", f"must be 1 or 3, got {self.channels}")

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from openjepa.config import Config, build_config, config_to_yaml
 from openjepa.data.images import normalize
-from openjepa.data.stream import BatchStream, step_generator
+from openjepa.data.stream import BatchStream, num_rows, step_generator, take
 from openjepa.eval.collapse import collapse_message, collapse_panel
 from openjepa.eval.features import autocast, extract_features
 from openjepa.eval.knn import knn_top1
@@ -41,6 +41,24 @@ from openjepa.train.distributed import (all_reduce_grads, any_rank, barrier, bro
 from openjepa.train.logging import MetricsLogger
 from openjepa.train.optim import apply_schedules, build_optimizer
 from openjepa.train.run import load_train_data, provenance, select_device
+
+
+def to_float(batch: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor | dict[str, torch.Tensor]:
+    """uint8 pixels -> normalised float32 (data.images.normalize); other tensors (actions, states) unchanged."""
+    if isinstance(batch, dict):
+        return {k: to_float(v) for k, v in batch.items()}
+    return normalize(batch) if batch.dtype == torch.uint8 else batch
+
+
+def monitor_pixels(x: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+    """What the online panel feeds the eval encoder: the data itself, or for a dict its "obs" entry with any
+    time axis folded into the batch, (N, T, C, H, W) -> (N*T, C, H, W)."""
+    if not isinstance(x, dict):
+        return x
+    if "obs" not in x:
+        raise ValueError(f"the online monitor needs an 'obs' entry in dict data, got keys {sorted(x)}")
+    obs = x["obs"]
+    return obs.flatten(0, 1) if obs.dim() == 5 else obs
 
 
 @dataclass
@@ -60,16 +78,17 @@ class Monitor:
         return row
 
 
-def build_monitor(cfg: Config, x: torch.Tensor, y: torch.Tensor | None) -> tuple[Monitor, torch.Tensor]:
-    """Hold out `train.monitor_samples` training images (seeded) for the online panel; returns the monitor and
-    the remaining training images. With labels, 4x as many training images form the online kNN bank."""
-    n = min(cfg.train.monitor_samples, x.shape[0] // 5)
-    perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(cfg.train.seed + 12345))
+def build_monitor(cfg: Config, x, y: torch.Tensor | None) -> tuple[Monitor, Any]:
+    """Hold out `train.monitor_samples` training samples (seeded) for the online panel; returns the monitor and
+    the remaining training data. With labels, 4x as many training images form the online kNN bank."""
+    rows = num_rows(x)
+    n = min(cfg.train.monitor_samples, rows // 5)
+    perm = torch.randperm(rows, generator=torch.Generator().manual_seed(cfg.train.seed + 12345))
     held, train = perm[:n], perm[n:]
     if y is None:
-        return Monitor(x[held]), x[train]
+        return Monitor(monitor_pixels(take(x, held))[:cfg.train.monitor_samples]), take(x, train)
     bank = train[: 4 * n]
-    return Monitor(x[held], x[bank], y[bank], y[held]), x[train]
+    return Monitor(monitor_pixels(take(x, held)), monitor_pixels(take(x, bank)), y[bank], y[held]), take(x, train)
 
 
 class StopSignals:
@@ -186,7 +205,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
 
     params = [p for p in method.parameters() if p.requires_grad]
     n_params = sum(p.numel() for p in params)
-    log(f"training {tc.method} on {cfg.data.dataset} ({x_train.shape[0]} images, {stream.steps_per_epoch} steps/epoch) "
+    log(f"training {tc.method} on {cfg.data.dataset} ({stream.n} samples, {stream.steps_per_epoch} steps/epoch) "
         f"for {tc.steps} steps on {device} ({tc.precision}); {n_params / 1e6:.2f}M trainable parameters; run dir {run_dir}")
 
     end = tc.steps if not tc.stop_after else min(tc.steps, start + tc.stop_after)
@@ -201,7 +220,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
             while step < end:
                 lr, wd = apply_schedules(opt, step, tc.steps, cfg.optim, lr_scale)
                 g = step_generator(tc.seed, step)
-                x = normalize(stream.batch(step))  # (B, C, H, W) un-augmented, the global batch
+                x = to_float(stream.batch(step))  # e.g. (B, C, H, W) un-augmented images: the global batch
                 # the method's collate augments (crops, views) and masks from the step's generator; every rank
                 # collates the whole batch (a function of the step alone), then keeps its own rows
                 mine = shard(method.collate(x, g), method.batch_dims, ddp.rank, ddp.world)
@@ -262,7 +281,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
                 bad = 0
                 opt.step()
                 logs.update(method.on_step_end(done, tc.steps))
-                n_last += x.shape[0]
+                n_last += stream.batch_size
                 bar.update(1)
 
                 if done % tc.log_every == 0 or done == end:
@@ -277,10 +296,10 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
                         row["lr_scale"] = lr_scale
                     logger.log(row)
                     last_row = row
-                    bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.1e}", img_s=f"{rate:.0f}")
+                    bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.1e}", per_s=f"{rate:.0f}")
                     if not tc.progress:
-                        eta = (tc.steps - done) * x.shape[0] / max(rate, 1e-9)
-                        log(f"step {done}/{tc.steps} loss {last_loss:.4f} lr {lr:.2e} {rate:.0f} img/s ETA {eta:.0f}s")
+                        eta = (tc.steps - done) * stream.batch_size / max(rate, 1e-9)
+                        log(f"step {done}/{tc.steps} loss {last_loss:.4f} lr {lr:.2e} {rate:.0f} samples/s ETA {eta:.0f}s")
 
                 if ddp.main and tc.monitor_every and (done % tc.monitor_every == 0 or done == tc.steps):
                     panel = monitor.run(method.eval_encoder(), device, tc.precision)

@@ -72,13 +72,27 @@ def provenance() -> dict[str, Any]:
     }
 
 
-def load_train_data(cfg: Config) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Training images as model input, uint8 (N, C, H, W), and labels if any."""
+def fashion_mnist_train(cfg: Config) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = load_fashion_mnist("train", cfg.data.path)
+    return to_model_input(x, cfg.data.img_size, cfg.data.channels), y
+
+
+def image_folder(cfg: Config) -> tuple[torch.Tensor, torch.Tensor | None]:
     d = cfg.data
-    if d.dataset == "fashion_mnist":
-        x, y = load_fashion_mnist("train", d.path)
-        return to_model_input(x, d.img_size, d.channels), y
     return load_images(d.path, d.img_size, d.channels, skip_bad=d.skip_bad)
+
+
+# data.dataset -> loader(cfg) -> (x, y): x uint8 (N, C, H, W) images, or a tensor / dict of tensors sharing their
+# first axis (see data/stream.py) for other kinds of data; y integer labels (N,) or None
+DATASETS = {
+    "fashion_mnist": fashion_mnist_train,
+    "images": image_folder,
+}
+
+
+def load_train_data(cfg: Config):
+    """Training data as model input (see DATASETS) and labels if any."""
+    return DATASETS[cfg.data.dataset](cfg)
 
 
 def default_run_dir(config_path: str | None) -> Path:
