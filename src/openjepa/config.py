@@ -30,7 +30,7 @@ def _check(cond: bool, key: str, msg: str) -> None:
 
 @dataclass
 class DataConfig:
-    dataset: str = "fashion_mnist"  # fashion_mnist | images (a folder of PNG/JPEG or an .npy array, see `path`)
+    dataset: str = "fashion_mnist"  # fashion_mnist | images (a folder of PNG/JPEG or an .npy array, see `path`) | synthetic (random pixels, for speed tests); see train/run.py DATASETS
     path: str | None = None  # dataset location; for fashion_mnist an optional directory searched first
     img_size: int = 28  # images are resized/cropped to img_size x img_size
     channels: int = 1  # 1 (grey) or 3 (RGB); inputs are converted

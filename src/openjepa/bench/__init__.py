@@ -3,8 +3,10 @@
 
 from openjepa.bench.collapse import run_collapse
 from openjepa.bench.images import run_images
+from openjepa.bench.throughput import run_throughput
 
 SUITES = {
     "images": run_images,
     "collapse": run_collapse,
+    "throughput": run_throughput,
 }
