@@ -134,6 +134,11 @@ def time_breakdown(cfg: Config, method: torch.nn.Module, batches: list[dict[str,
     return {g: round(v / total, 3) for g, v in sorted(shares.items(), key=lambda kv: -kv[1])}
 
 
+def _sig(x: float, digits: int = 4) -> float:
+    """x rounded to `digits` significant figures (tiny test models and H200s alike stay readable)."""
+    return float(f"{x:.{digits}g}")
+
+
 def measure(cfg: Config, run_dir: Path, device: torch.device, warmup: int, timed: int, profile: bool
             ) -> dict[str, Any]:
     """One row's numbers: the loop's steady-state rate, FLOPs per step, the peak and MFU."""
@@ -150,9 +155,9 @@ def measure(cfg: Config, run_dir: Path, device: torch.device, warmup: int, timed
     peak = matmul_peak(cfg.train.precision, device)
     samples_per_s = statistics.median(rates)
     gflops = flops / 1e9 * samples_per_s / cfg.data.batch_size
-    out = {"samples_per_s": round(samples_per_s, 1), "step_s": round(cfg.data.batch_size / samples_per_s, 4),
-           "gflop_per_step": round(flops / 1e9, 4), "gflops_per_s": round(gflops, 1),
-           "peak_gflops": round(peak, 1), "mfu": round(gflops / peak, 3), "timed_steps": len(rates)}
+    out = {"samples_per_s": _sig(samples_per_s), "step_s": _sig(cfg.data.batch_size / samples_per_s),
+           "gflop_per_step": _sig(flops / 1e9), "gflops_per_s": _sig(gflops), "peak_gflops": _sig(peak),
+           "mfu": _sig(gflops / peak, 3), "timed_steps": len(rates)}
     if profile:
         out["time_breakdown"] = time_breakdown(cfg, method, batches, device, cfg.train.precision)
     return out
