@@ -64,10 +64,11 @@ def test_gradient_accumulation_equals_the_large_batch(method, tmp_path):
     assert_same_run(tmp_path / "big", tmp_path / "micro")
 
 
-def torchrun(tmp_path, out, *overrides):
+def torchrun(tmp_path, out, *overrides, resume=False):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    what = ["--resume", str(out)] if resume else ["smoke", "--out", str(out)]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "openjepa",
-           "train", "smoke", "--out", str(out), *RUN, "--train.threads=1", *overrides]
+           "train", *what, *RUN, "--train.threads=1", *overrides]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -84,3 +85,26 @@ def test_two_gloo_ranks_equal_one_process_and_resume_on_one(tmp_path):
     assert load_checkpoint(mixed / "checkpoints" / "last.pt")["step"] == 3
     train(smoke("--train.precision=fp32"), mixed, resume=True, **QUIET)
     assert_same_run(single, mixed)
+
+
+def test_fsdp_two_ranks_equal_one_process_and_checkpoints_move_between_modes(tmp_path):
+    """train.parallel=fsdp (sharded weights, gradients, optimiser state) gives the single-process run; its
+    checkpoints are full tensors that resume in one process, and a single-process checkpoint resumes sharded."""
+    single, fsdp, to_one, from_one = tmp_path / "single", tmp_path / "fsdp", tmp_path / "to_one", tmp_path / "from_one"
+    args = ["--train.precision=fp32", "--train.monitor_every=3"]
+    train(smoke(*args), single, **QUIET)
+    proc = torchrun(tmp_path, fsdp, *args, "--train.parallel=fsdp")
+    assert proc.stdout.count("training ijepa") == 1
+    assert_same_run(single, fsdp)
+    assert (fsdp / "checkpoints" / "best.pt").exists()
+    torchrun(tmp_path, to_one, *args, "--train.parallel=fsdp", "--train.stop_after=3")
+    train(smoke(*args), to_one, resume=True, **QUIET)
+    assert_same_run(single, to_one)
+    train(smoke(*args, "--train.stop_after=3"), from_one, **QUIET)
+    torchrun(tmp_path, from_one, *args, "--train.parallel=fsdp", resume=True)
+    assert_same_run(single, from_one)
+
+
+def test_fsdp_without_torchrun_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="torchrun"):
+        train(smoke("--train.parallel=fsdp"), tmp_path / "r", **QUIET)

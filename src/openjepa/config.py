@@ -188,6 +188,7 @@ class TrainConfig:
     monitor_samples: int = 512  # held-out images used by the online panel
     ckpt_every: int = 500  # steps between checkpoints (step_N.pt, last.pt); best.pt follows the online kNN probe
     accum_steps: int = 1  # micro-batches per step (gradients summed): data.batch_size stays the global batch
+    parallel: str = "ddp"  # under torchrun: ddp (replicated weights, one gradient all-reduce) | fsdp (sharded)
     keep_last: int = 3  # step checkpoints kept (older ones are deleted)
     max_bad_steps: int = 3  # non-finite losses/gradients in a row (each step skipped) before acting
     on_nonfinite: str = "rollback"  # rollback (to the newest valid checkpoint, lr lowered) | stop (with a report)
@@ -206,6 +207,7 @@ class TrainConfig:
         _check(self.loss in ("smooth_l1", "l2"), "train.loss", f"must be 'smooth_l1' or 'l2', got {self.loss!r}")
         dev = self.device.split(":")[0]
         _check(dev in ("auto", "cpu", "cuda", "mps"), "train.device", f"must be auto, cpu, cuda[:N] or mps, got {self.device!r}")
+        _check(self.parallel in ("ddp", "fsdp"), "train.parallel", f"must be 'ddp' or 'fsdp', got {self.parallel!r}")
         _check(self.on_nonfinite in ("rollback", "stop"), "train.on_nonfinite",
                f"must be 'rollback' or 'stop', got {self.on_nonfinite!r}")
         _check(0 < self.rollback_lr_factor <= 1, "train.rollback_lr_factor",

@@ -10,12 +10,20 @@ single process on the whole global batch (up to float rounding) for any world si
 methods without per-batch statistics; SIGReg is made global by its own all-reduce (losses/sigreg.py). Since
 the batch of a step does not depend on the world size, a checkpoint resumes on any number of ranks.
 Rank 0 alone logs, evaluates, checkpoints and writes reports.
+
+`train.parallel=fsdp` shards parameters, gradients and optimiser state over the ranks instead (FSDP2,
+`torch.distributed.fsdp.fully_shard`): every transformer block and every top-level module of the method is
+its own unit, gathered for its forward/backward and freed after; gradients are reduce-scattered (averaged),
+so the update is the same as data-parallel. Checkpoints hold full, unsharded tensors in the same format as
+single-process runs (gathered on save, re-sharded on load), so they load anywhere.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -59,6 +67,89 @@ def shard(batch: dict[str, torch.Tensor], batch_dims: dict[str, int], index: int
         size = n // parts
         out[key] = t.narrow(axis, index * size, size)
     return out
+
+
+def local(t: torch.Tensor) -> torch.Tensor:
+    """This rank's shard of a DTensor (FSDP), or the tensor itself."""
+    from torch.distributed.tensor import DTensor
+
+    return t.to_local() if isinstance(t, DTensor) else t
+
+
+def shard_method(method: torch.nn.Module) -> None:
+    """FSDP2-shard a method in place: each transformer block, then each top-level submodule (encoder, target
+    encoder, predictor, projector: the modules the method calls) as its own root."""
+    from torch.distributed.fsdp import fully_shard
+
+    from openjepa.models.vit import Block
+
+    if any(True for _ in method.parameters(recurse=False)):
+        raise ValueError(f"{type(method).__name__} holds parameters outside its submodules; FSDP cannot shard it")
+    for module in method.modules():
+        if isinstance(module, Block):
+            fully_shard(module)
+    for child in method.children():
+        if any(True for _ in child.parameters()):
+            fully_shard(child)
+    # our methods never modify a module's output in place, which is what this warning is about
+    warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view tensor")
+
+
+def reshard(method: torch.nn.Module) -> None:
+    """Put every FSDP module back to sharded parameters. FSDP keeps a root module's gathered weights after its
+    forward (for the backward), which for the EMA target (no backward) would last until the next step."""
+    from torch.distributed.fsdp import FSDPModule
+
+    for module in method.modules():
+        if isinstance(module, FSDPModule):
+            module.reshard()
+
+
+def full_state(obj: dict[str, Any]) -> dict[str, Any]:
+    """A state dict (model or optimiser, nested) with every DTensor gathered to a full CPU tensor. Collective under
+    FSDP: every rank must call it, in the same order."""
+    from torch.distributed.tensor import DTensor
+
+    if isinstance(obj, DTensor):
+        return obj.full_tensor().cpu()
+    if isinstance(obj, dict):
+        return {k: full_state(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [full_state(v) for v in obj]
+    return obj
+
+
+def load_sharded(method: torch.nn.Module, opt: torch.optim.Optimizer, model_sd: dict[str, Any],
+                 opt_sd: dict[str, Any]) -> None:
+    """Load full (unsharded) model and optimiser state dicts into an FSDP-sharded method and its optimiser."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    def like(ref: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
+        if isinstance(ref, DTensor) and tuple(full.shape) == tuple(ref.shape):
+            return distribute_tensor(full.to(ref.device, ref.dtype), ref.device_mesh, ref.placements)
+        return full
+
+    own = method.state_dict()
+    missing = sorted(set(own) - set(model_sd))
+    if missing:
+        raise KeyError(f"checkpoint lacks {missing[:5]}")
+    with torch.no_grad():
+        for name, ref in own.items():
+            local(ref).copy_(local(like(ref, model_sd[name])))
+    params = [p for g in opt.param_groups for p in g["params"]]
+    state = {int(i): {k: like(params[int(i)], v) if isinstance(v, torch.Tensor) and v.dim() > 0 else v
+                      for k, v in st.items()} for i, st in opt_sd.get("state", {}).items()}
+    opt.load_state_dict({"state": state, "param_groups": opt_sd["param_groups"]})
+
+
+def grad_norm(grads: list[torch.Tensor], world: int, sharded: bool) -> torch.Tensor:
+    """Global L2 norm of the gradients; under FSDP the shards' squares are summed over ranks."""
+    if not sharded:
+        return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    sq = torch.stack([local(g).float().square().sum() for g in grads]).sum()
+    if world > 1:
+        dist.all_reduce(sq)
+    return sq.sqrt()
 
 
 def all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:

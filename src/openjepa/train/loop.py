@@ -36,8 +36,9 @@ from openjepa.eval.features import autocast, extract_features
 from openjepa.eval.knn import knn_top1
 from openjepa.methods import METHODS
 from openjepa.train.checkpoint import first_nonfinite, latest_checkpoint, save_checkpoint, save_step, step_files
-from openjepa.train.distributed import (all_reduce_grads, any_rank, barrier, broadcast_parameters, init_distributed,
-                                        mean_over_ranks, shard)
+from openjepa.train.distributed import (all_reduce_grads, any_rank, barrier, broadcast_parameters, full_state,
+                                        grad_norm, init_distributed, load_sharded, local, mean_over_ranks, reshard,
+                                        shard, shard_method)
 from openjepa.train.logging import MetricsLogger
 from openjepa.train.optim import apply_schedules, build_optimizer
 from openjepa.train.run import load_train_data, provenance, select_device
@@ -169,7 +170,14 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
     monitor, x_train = build_monitor(cfg, x_all, y_all)
     stream = BatchStream(x_train, cfg.data.batch_size, tc.seed)
     method = METHODS[tc.method](cfg).to(device)
-    broadcast_parameters(method, ddp.world)
+    fsdp = tc.parallel == "fsdp"
+    if fsdp:
+        if not torch.distributed.is_initialized():
+            raise ValueError("train.parallel=fsdp needs a process group: launch with torchrun "
+                             "(e.g. torchrun --nproc_per_node=2 -m openjepa train ...)")
+        shard_method(method)  # same seed on every rank: the shards come from identical full weights
+    else:
+        broadcast_parameters(method, ddp.world)
     opt = build_optimizer(method, cfg.optim)
     logger = MetricsLogger(run_dir) if ddp.main else NullLogger()
 
@@ -177,8 +185,12 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
 
     def restore(state: dict[str, Any]) -> None:
         nonlocal best, lr_scale
-        method.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        if fsdp:
+            reshard(method)
+            load_sharded(method, opt, state["model"], state["optimizer"])
+        else:
+            method.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
         best, lr_scale = float(state["best"]), float(state.get("lr_scale", 1.0))
         torch.set_rng_state(state["rng"])
 
@@ -200,8 +212,20 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
         log(f"resumed {run_dir} from {path.name} at step {start}/{tc.steps}")
 
     def snapshot(step: int) -> dict[str, Any]:
-        return {"model": method.state_dict(), "optimizer": opt.state_dict(), "step": step, "best": best,
-                "lr_scale": lr_scale, "rng": torch.get_rng_state(), "config": cfg.to_dict(), "meta": meta}
+        """The checkpoint's content; under FSDP a collective (shards are gathered): call it on every rank."""
+        if fsdp:
+            reshard(method)
+        model_sd, opt_sd = method.state_dict(), opt.state_dict()
+        if fsdp:
+            model_sd, opt_sd = full_state(model_sd), full_state(opt_sd)
+        return {"model": model_sd, "optimizer": opt_sd, "step": step, "best": best, "lr_scale": lr_scale,
+                "rng": torch.get_rng_state(), "config": cfg.to_dict(), "meta": meta}
+
+    def save(step: int, path: Path | None = None) -> None:
+        """Write a step checkpoint (or `path`) from rank 0; every rank calls it (FSDP gathers)."""
+        state = snapshot(step) if (ddp.main or fsdp) else None
+        if ddp.main:
+            save_step(state, ckpt_dir, tc.keep_last) if path is None else save_checkpoint(state, path)
 
     params = [p for p in method.parameters() if p.requires_grad]
     n_params = sum(p.numel() for p in params)
@@ -209,7 +233,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
         f"for {tc.steps} steps on {device} ({tc.precision}); {n_params / 1e6:.2f}M trainable parameters; run dir {run_dir}")
 
     end = tc.steps if not tc.stop_after else min(tc.steps, start + tc.stop_after)
-    bar = tqdm(total=tc.steps, initial=start, unit="step", desc=tc.method, disable=not tc.progress, dynamic_ncols=True)
+    bar = tqdm(total=tc.steps, initial=start, unit="step", desc=tc.method, disable=not (tc.progress and ddp.main),
+               dynamic_ncols=True)
     t_last, n_last, collapse_warned = time.time(), 0, False
     last_loss, last_row, saved = float("nan"), {}, start
     bad, rollbacks, stopped_by = 0, 0, None
@@ -236,18 +261,19 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
                         bad_loss = "loss" + (f" ({', '.join(names)})" if names else "")
                     (part / tc.accum_steps).backward()
                     loss = loss + part.detach() / tc.accum_steps
-                all_reduce_grads(params, ddp.world)
+                if not fsdp:  # FSDP reduce-scatters (averages) the gradients during backward
+                    all_reduce_grads(params, ddp.world)
                 done = step + 1
                 # numerical guard: a non-finite loss or gradient never reaches the weights (same verdict on all ranks)
                 culprit = None
                 grads = [p.grad for p in params if p.grad is not None]
-                grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+                norm = grad_norm(grads, ddp.world, fsdp)
                 if any_rank(bad_loss is not None, ddp.world, device):
                     culprit = bad_loss or "loss (on another rank)"
-                elif not torch.isfinite(grad_norm):  # checked before clipping, which would spread the NaN
+                elif not torch.isfinite(norm):  # checked before clipping, which would spread the NaN
                     culprit = f"gradient of {nonfinite_grad(method)}"
                 elif cfg.optim.grad_clip > 0:
-                    torch._foreach_mul_(grads, torch.clamp(cfg.optim.grad_clip / (grad_norm + 1e-6), max=1.0))
+                    torch._foreach_mul_([local(g) for g in grads], torch.clamp(cfg.optim.grad_clip / (norm + 1e-6), max=1.0))
                 if culprit is not None:
                     opt.zero_grad(set_to_none=True)
                     bad += 1
@@ -280,6 +306,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
                         f"{run_dir / 'failure.json'}. Try a lower --optim.lr, then `openjepa train --resume {run_dir} --force`")
                 bad = 0
                 opt.step()
+                if fsdp:
+                    reshard(method)  # the EMA works on shards
                 logs.update(method.on_step_end(done, tc.steps))
                 n_last += stream.batch_size
                 bar.update(1)
@@ -290,8 +318,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
                     t_last, n_last = time.time(), 0
                     row = {"step": done, "loss": last_loss, "lr": lr, "wd": wd, "samples_per_s": round(rate, 1),
                            "epoch": round(done / stream.steps_per_epoch, 3), **logs}
-                    if grad_norm is not None:
-                        row["grad_norm"] = float(grad_norm)
+                    row["grad_norm"] = float(norm)
                     if lr_scale != 1.0:
                         row["lr_scale"] = lr_scale
                     logger.log(row)
@@ -301,35 +328,35 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
                         eta = (tc.steps - done) * stream.batch_size / max(rate, 1e-9)
                         log(f"step {done}/{tc.steps} loss {last_loss:.4f} lr {lr:.2e} {rate:.0f} samples/s ETA {eta:.0f}s")
 
-                if ddp.main and tc.monitor_every and (done % tc.monitor_every == 0 or done == tc.steps):
+                if (ddp.main or fsdp) and tc.monitor_every and (done % tc.monitor_every == 0 or done == tc.steps):
+                    # under FSDP every rank runs the encoder (its forward gathers shards); rank 0 reports
                     panel = monitor.run(method.eval_encoder(), device, tc.precision)
                     logger.log({"step": done, **panel})
                     msg = f"step {done}: RankMe {panel['rankme']:.1f}, feat_std {panel['feat_std']:.4f}, mean_cos {panel['mean_cos']:.3f}"
                     if "knn_top1" in panel:
                         msg += f", online kNN {100 * panel['knn_top1']:.1f}%"
-                    bar.write(msg) if tc.progress else log(msg)
+                    say = bar.write if tc.progress and ddp.main else log
+                    say(msg)
                     if panel["collapsed"]:
                         warn = collapse_message(panel, done)
-                        bar.write("!" * 80 + "\n" + warn + "\n" + "!" * 80) if tc.progress else log("WARNING: " + warn)
+                        say("!" * 80 + "\n" + warn + "\n" + "!" * 80 if tc.progress else "WARNING: " + warn)
                         collapse_warned = True
                     score = panel.get("knn_top1", panel["rankme"])
-                    if score > best:
+                    if any_rank(ddp.main and score > best, ddp.world if fsdp else 1, device):  # rank 0 decides
                         best = score
-                        save_checkpoint(snapshot(done), ckpt_dir / "best.pt")
+                        save(done, ckpt_dir / "best.pt")
 
                 step = done
                 stopping = any_rank(stop.signum is not None, ddp.world, device)
                 if done % tc.ckpt_every == 0 or done == end or stopping:
-                    if ddp.main:
-                        save_step(snapshot(done), ckpt_dir, tc.keep_last)
+                    save(done)
                     saved = done
                 if stopping:
                     stopped_by = signal.Signals(stop.signum or signal.SIGTERM).name
                     log(f"{stopped_by}: saved a checkpoint at step {done}; resume with `openjepa train --resume {run_dir}`")
                     break
             if step > saved and stopped_by is None:  # the last steps were skipped as non-finite
-                if ddp.main:
-                    save_step(snapshot(step), ckpt_dir, tc.keep_last)
+                save(step)
                 saved = step
         except KeyboardInterrupt:
             log(f"interrupted: the newest checkpoint is at step {saved}; resume with `openjepa train --resume {run_dir}`")
@@ -339,15 +366,15 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
             logger.close()
 
     finished = step >= tc.steps
-    if ddp.main and finished and not (ckpt_dir / "best.pt").exists():
-        save_checkpoint(snapshot(step), ckpt_dir / "best.pt")
+    if finished and any_rank(ddp.main and not (ckpt_dir / "best.pt").exists(), ddp.world, device):
+        save(step, ckpt_dir / "best.pt")
     barrier(ddp.world)
     return {"run_dir": str(run_dir), "steps": step, "finished": finished, "final_loss": last_loss,
             "collapse_warned": collapse_warned, "stopped_by": stopped_by, "rollbacks": rollbacks}
 
 
 # may change between a run and its resume
-_RUNTIME_KEYS = ("stop_after", "progress", "threads", "device", "keep_last", "max_bad_steps", "on_nonfinite",
+_RUNTIME_KEYS = ("stop_after", "progress", "threads", "device", "parallel", "keep_last", "max_bad_steps", "on_nonfinite",
                  "rollback_lr_factor", "max_rollbacks")
 
 
