@@ -151,7 +151,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from openjepa.bench import SUITES
 
     out = Path(args.out) if args.out else Path(args.workdir) / f"{args.suite}{'_quick' if args.quick else ''}.json"
-    result = SUITES[args.suite](quick=args.quick, workdir=Path(args.workdir), overrides=list(args.overrides), out=out)
+    extra = {}
+    if args.only:
+        if args.suite != "throughput":
+            raise ValueError("--only applies to the throughput suite")
+        extra["only"] = args.only.split(",")
+    result = SUITES[args.suite](quick=args.quick, workdir=Path(args.workdir), overrides=list(args.overrides), out=out,
+                                **extra)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     for r in result["rows"]:
@@ -226,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="a small version that finishes in minutes (all rows)")
     b.add_argument("--out", help="result file (default WORKDIR/SUITE[_quick].json)")
     b.add_argument("--workdir", default="bench_work", help="where runs and checkpoints go (default bench_work)")
+    b.add_argument("--only", metavar="ROW[,ROW]", help="throughput: run only these configs (e.g. ijepa_vits_gpu)")
     b.set_defaults(func=cmd_bench)
     return p
 

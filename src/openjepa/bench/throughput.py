@@ -163,14 +163,22 @@ def measure(cfg: Config, run_dir: Path, device: torch.device, warmup: int, timed
     return out
 
 
-def run_throughput(quick: bool, workdir: Path, overrides: list[str], out: Path, configs=None) -> dict[str, Any]:
+def run_throughput(quick: bool, workdir: Path, overrides: list[str], out: Path, configs=None,
+                   only: list[str] | None = None) -> dict[str, Any]:
+    """All CONFIGS (or `configs`), or the rows named in `only`."""
+    configs = configs or CONFIGS
+    if only:
+        unknown = sorted(set(only) - {c[0] for c in configs})
+        if unknown:
+            raise ValueError(f"unknown throughput rows {unknown}; choose from {[c[0] for c in configs]}")
+        configs = [c for c in configs if c[0] in only]
     suite_dir = Path(workdir) / ("throughput_quick" if quick else "throughput")
     if suite_dir.exists():
         shutil.rmtree(suite_dir)
     warmup, timed = (2, 4) if quick else (3, 20)
     meta = provenance()
     rows, cfgs = [], {}
-    for name, preset, kind, extra in configs or CONFIGS:
+    for name, preset, kind, extra in configs:
         for dtype in DTYPES[kind]:
             budget = [f"--train.steps={warmup + timed}", "--train.log_every=1", "--train.monitor_every=0",
                       f"--train.ckpt_every={warmup + timed}", "--train.progress=false", f"--train.precision={dtype}",
