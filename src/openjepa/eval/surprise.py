@@ -1,0 +1,111 @@
+"""Surprise of a video world model: violation-of-expectation scores (Garrido et al. 2025).
+
+A model trained on clips of W = video.frames frames sees windows of W frames sliding over the video (stride =
+one tubelet): in each, the first C = context frames are the context and the model predicts the rest. The
+window's error is the mean L1 distance between predicted and target-encoder tokens of the predicted frames
+(VJEPA; the pixel twin VPixel uses predicted vs true pixels): `method.future_error(x, C) -> (B, S)` per
+predicted tubelet slice.
+
+    video_surprise(method, x uint8 (C, T, H, W), context) ->
+        {"surprise_mean": mean window error, "surprise_max": largest window error,
+         "per_frame": [T values]: frame f's error averaged over the windows that predict f (None for frames
+                      no window predicts: the first C), "windows": [window errors], "window_starts": [...]}
+
+Videos shorter than W are padded with their last frame (per_frame still has one value per real frame).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from openjepa.data.images import normalize
+from openjepa.data.video import pad_frames
+from openjepa.eval.features import autocast
+
+
+def window_starts(T: int, window: int, stride: int) -> list[int]:
+    """Starts of the sliding windows over T >= window frames; the last window always ends at frame T."""
+    starts = list(range(0, T - window + 1, stride))
+    if starts[-1] != T - window:
+        starts.append(T - window)
+    return starts
+
+
+@torch.no_grad()
+def video_surprise(method, x: torch.Tensor, context: int | None = None, stride: int | None = None,
+                   device: torch.device | str = "cpu", precision: str = "fp32", batch_size: int = 32
+                   ) -> dict[str, Any]:
+    cfg = method.cfg
+    W, t = cfg.video.frames, cfg.video.tubelet
+    C = cfg.video.context_frames if context is None else int(context)
+    if not (0 < C < W and C % t == 0):
+        raise ValueError(f"--context must be a multiple of the tubelet ({t}) in (0, {W}) (the model's clip "
+                         f"length), got {C}")
+    stride = t if stride is None else stride
+    T = x.shape[1]
+    xp = pad_frames(x, W)
+    starts = window_starts(xp.shape[1], W, stride)
+    method.eval()
+    errs = []
+    for i in range(0, len(starts), batch_size):
+        clips = torch.stack([xp[:, s:s + W] for s in starts[i:i + batch_size]])  # (b, C, W, H, W)
+        clips = normalize(clips).to(device)
+        with autocast(torch.device(device), precision):
+            errs.append(method.future_error(clips, C).float().cpu())  # (b, S)
+    err = torch.cat(errs)  # (n_windows, S)
+    total = torch.zeros(xp.shape[1])
+    count = torch.zeros(xp.shape[1])
+    for s, e in zip(starts, err):
+        frames = torch.arange(s + C, s + W)
+        total[frames] += e.repeat_interleave(t)
+        count[frames] += 1
+    per_frame = [float(a / c) if c > 0 else None for a, c in zip(total[:T], count[:T])]
+    win = err.mean(1)
+    return {"surprise_mean": float(win.mean()), "surprise_max": float(win.max()), "per_frame": per_frame,
+            "windows": [float(w) for w in win], "window_starts": starts}
+
+
+def plot_surprise(results: list[dict[str, Any]], path: str | Path, marks: list[int | None] | None = None,
+                  title: str = "surprise vs time") -> Path:
+    """Per-frame surprise of each result ({"path"/"name", "per_frame"}) on one figure; `marks` draws a
+    dashed line at a frame per result (e.g. the violation)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 3.6))
+    ax = fig.subplots()
+    for i, r in enumerate(results):
+        ys = [math.nan if v is None else v for v in r["per_frame"]]
+        line, = ax.plot(range(len(ys)), ys, marker="o", ms=2, label=Path(str(r.get("name", r.get("path", i)))).name)
+        if marks and marks[i] is not None:
+            ax.axvline(marks[i], color=line.get_color(), ls="--", lw=1)
+    ax.set_xlabel("frame")
+    ax.set_ylabel("prediction error")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def score_videos(checkpoint: str | Path, videos: list[str], context: int | None = None, fps: float | None = None,
+                 device: str = "cpu") -> list[dict[str, Any]]:
+    """`openjepa surprise`: load a video checkpoint, bring each video to the model input, score it."""
+    from openjepa.data.video import load_video
+    from openjepa.train.checkpoint import load_method
+
+    method, cfg, _ = load_method(checkpoint, device)
+    if not hasattr(method, "future_error"):
+        raise ValueError(f"{checkpoint}: method {cfg.train.method!r} is not a video world model (vjepa, vpixel)")
+    out = []
+    for v in videos:
+        x = load_video(v, cfg.data.img_size, cfg.data.channels, fps=fps)
+        r = video_surprise(method, x, context, device=device)
+        out.append({"path": str(v), "surprise_mean": r["surprise_mean"], "surprise_max": r["surprise_max"],
+                    "per_frame": r["per_frame"]})
+    return out
