@@ -3,8 +3,10 @@
 
 from openjepa.bench.collapse import run_collapse
 from openjepa.bench.images import run_images
+from openjepa.bench.physics import run_physics
 
 SUITES = {
     "images": run_images,
     "collapse": run_collapse,
+    "physics": run_physics,
 }
