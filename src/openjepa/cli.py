@@ -240,8 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("surprise", help="violation-of-expectation surprise of videos under a video world model",
                        description="Score videos with a trained vjepa (or vpixel) checkpoint: sliding windows of the "
                        "model's clip length, the first --context frames given, the rest predicted; prints per video "
-                       "surprise_mean, surprise_max (over windows) and per_frame (error of each predicted frame, null "
-                       "for the first context frames). Videos: .npy (T, H, W[, C]), folders of frames, .mp4/.avi/... "
+                       "surprise_mean, surprise_max (over windows) and per_frame (each frame's error in the window "
+                       "predicting it soonest after its context; null for the first context frames). Videos: .npy (T, H, W[, C]), folders of frames, .mp4/.avi/... "
                        "of any size, length, frame rate and channel count (short side resized to the model's size, "
                        "centre crop, RGB<->grey; see openjepa.data.video).")
     s.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or run directory")

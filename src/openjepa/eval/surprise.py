@@ -8,8 +8,9 @@ predicted tubelet slice.
 
     video_surprise(method, x uint8 (C, T, H, W), context) ->
         {"surprise_mean": mean window error, "surprise_max": largest window error,
-         "per_frame": [T values]: frame f's error averaged over the windows that predict f (None for frames
-                      no window predicts: the first C), "windows": [window errors], "window_starts": [...]}
+         "per_frame": [T values]: frame f's error in the window that predicts it at the shortest horizon
+                      (the window whose context ends just before f's tubelet; None for the first C frames,
+                      which no window predicts), "windows": [window errors], "window_starts": [...]}
 
 Videos shorter than W are padded with their last frame (per_frame still has one value per real frame).
 """
@@ -57,13 +58,16 @@ def video_surprise(method, x: torch.Tensor, context: int | None = None, stride: 
         with autocast(torch.device(device), precision):
             errs.append(method.future_error(clips, C).float().cpu())  # (b, S)
     err = torch.cat(errs)  # (n_windows, S)
-    total = torch.zeros(xp.shape[1])
-    count = torch.zeros(xp.shape[1])
+    # per frame: the error of the window that predicts it at the shortest horizon (its context ends closest
+    # before the frame), so a peak sits where the unpredictable event happens
+    per = [None] * xp.shape[1]
+    best = [None] * xp.shape[1]
     for s, e in zip(starts, err):
-        frames = torch.arange(s + C, s + W)
-        total[frames] += e.repeat_interleave(t)
-        count[frames] += 1
-    per_frame = [float(a / c) if c > 0 else None for a, c in zip(total[:T], count[:T])]
+        for f in range(s + C, s + W):
+            horizon = f - (s + C)
+            if best[f] is None or horizon < best[f]:
+                best[f], per[f] = horizon, float(e[horizon // t])
+    per_frame = per[:T]
     win = err.mean(1)
     return {"surprise_mean": float(win.mean()), "surprise_max": float(win.max()), "per_frame": per_frame,
             "windows": [float(w) for w in win], "window_starts": starts}
