@@ -251,7 +251,7 @@ class VideoConfig:
     # 2-D blocks extended over all frames); mixed: each step draws one of the two
     mask: str = "future"
     physics_videos: int = 2000  # data.dataset=physics: training videos generated in memory
-    physics_frames: int = 32  # frames per generated video (>= frames)
+    physics_frames: int = 32  # frames per generated video (>= frames); data.dataset=videos: clip length cut from user videos
     physics_seed: int = 0  # training videos use seeds physics_seed .. physics_seed + physics_videos - 1
 
     def __post_init__(self) -> None:

@@ -83,7 +83,9 @@ def plot_surprise(results: list[dict[str, Any]], path: str | Path, marks: list[i
     ax = fig.subplots()
     for i, r in enumerate(results):
         ys = [math.nan if v is None else v for v in r["per_frame"]]
-        line, = ax.plot(range(len(ys)), ys, marker="o", ms=2, label=Path(str(r.get("name", r.get("path", i)))).name)
+        name = Path(str(r.get("name", r.get("path", i)))).name
+        style = {"ls": ":", "marker": "x", "ms": 4} if name.startswith("impossible") else {"marker": "o", "ms": 2}
+        line, = ax.plot(range(len(ys)), ys, label=name, **style)
         if marks and marks[i] is not None:
             ax.axvline(marks[i], color=line.get_color(), ls="--", lw=1)
     ax.set_xlabel("frame")
