@@ -135,3 +135,13 @@ REAL = sorted(glob.glob("/usr/share/doc/opencv-doc/examples/data/*.avi") +
 def test_real_clip(run_dir):
     x = load_video(REAL[0], 16, 1)
     assert x.shape[0] == 1 and x.shape[1] > 8
+
+
+def test_export_and_eval_know_video_models(run_dir, tmp_path, capsys):
+    import openjepa
+
+    assert main(["export", str(run_dir), "--out", str(tmp_path / "enc")]) == 0
+    enc = openjepa.load_encoder(tmp_path / "enc")
+    assert enc(torch.zeros(1, 1, 8, 16, 16)).shape == (1, 4 * 4 * 4, 32)  # 4 slices x 4 x 4
+    assert main(["eval", str(run_dir)]) == 2
+    assert "video world model" in capsys.readouterr().err

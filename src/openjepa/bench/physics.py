@@ -145,7 +145,7 @@ def ridge_r2(z: torch.Tensor, y: torch.Tensor, n_train: int) -> float:
 
     n_val = max(n_train // 10, 1)
     tr, va = slice(0, n_train - n_val), slice(n_train - n_val, n_train)
-    lam = max((1e-3, 1e-2, 1e-1, 1.0, 10.0), key=lambda l: r2(z[va] @ fit(z[tr], y[tr], l), y[va]))
+    lam = max((1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0), key=lambda l: r2(z[va] @ fit(z[tr], y[tr], l), y[va]))
     w = fit(z[:n_train], y[:n_train], lam)
     return r2(z[n_train:] @ w, y[n_train:])
 
