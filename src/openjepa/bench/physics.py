@@ -19,8 +19,8 @@ A + B; the largest window error gives the `*_max` fields). Per property:
                        large; `auroc_matched` is the same after centring each quadruplet's four scores
 Also written: a figure of surprise vs time for one quadruplet per property (jepa; the splice and the first
 differing frame marked), and linear probes (ridge regression, R^2 on held-out videos) of the ball's position
-and velocity at each tubelet slice from the frozen target encoder's tokens of that slice, next to the same
-probe on the slice's raw pixels (`probe_rows`).
+and velocity at each tubelet slice (ball centre inside the frame) from the frozen target encoder's tokens of
+that slice, next to the same probe on the slice's raw pixels (`probe_rows`).
 """
 
 from __future__ import annotations
@@ -151,18 +151,21 @@ def ridge_r2(z: torch.Tensor, y: torch.Tensor, n_train: int) -> float:
 
 
 def probe_rows(models: dict[str, Any], cfg, n_videos: int) -> list[dict[str, Any]]:
+    """R^2 of position and velocity probes per feature kind; the first 80% of the videos fit, the rest score;
+    only slices whose ball centre is inside the frame count."""
     x, states = probe_data(n_videos, cfg)
     n_train = int(0.8 * n_videos)
-    S = states.shape[1]
-    y = torch.from_numpy(states).reshape(-1, 4)
+    inside = torch.from_numpy((states[..., 0] > 0) & (states[..., 0] < 1) & (states[..., 1] < 1))  # (n, S)
+    y = torch.from_numpy(states)[inside]  # (rows, 4), video-major: training videos' rows first
+    n_rows = int(inside[:n_train].sum())
     feats = {"raw_pixels": pixel_slices(x, cfg.video.tubelet)}
     for name, m in models.items():
         feats[name] = slice_features(m.eval_encoder(), x, m.grid)
     rows = []
     for name, f in feats.items():
-        z = f.reshape(-1, f.shape[-1])  # (n*S, features): videos stay on one side of the split
+        z = f[inside]  # (rows, features)
         for target, cols in (("position", slice(0, 2)), ("velocity", slice(2, 4))):
-            rows.append({"model": name, "probe": target, "r2": ridge_r2(z, y[:, cols], n_train * S)})
+            rows.append({"model": name, "probe": target, "r2": ridge_r2(z, y[:, cols], n_rows)})
     return rows
 
 
