@@ -25,6 +25,9 @@ EPILOG = """examples:
   openjepa eval runs/smoke --baselines            # linear probe + kNN + collapse panel on Fashion-MNIST test
   openjepa embed runs/smoke my_images/ --out features.npy
   openjepa bench images --quick --out bench.json
+  openjepa train vjepa_physics_cpu --out runs/vjepa  # video world model on procedural physics videos
+  openjepa surprise runs/vjepa clip.mp4 --json      # violation-of-expectation surprise per frame
+  openjepa bench physics --quick                   # intuitive-physics benchmark (jepa vs pixel vs untrained)
 """
 
 
@@ -166,6 +169,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_surprise(args: argparse.Namespace) -> int:
+    from openjepa.eval.surprise import plot_surprise, score_videos
+
+    results = score_videos(args.checkpoint, args.videos, context=args.context, fps=args.fps)
+    if args.json:
+        print(json.dumps(results if len(results) > 1 else results[0], indent=2))
+    else:
+        print(f"{'surprise_mean':>13} {'surprise_max':>12}  path")
+        for r in results:
+            print(f"{r['surprise_mean']:>13.4f} {r['surprise_max']:>12.4f}  {r['path']}")
+    if args.plot:
+        print(f"wrote {plot_surprise(results, args.plot)}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from openjepa.bench import SUITES
     from openjepa.config import SECTIONS
@@ -225,6 +243,21 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--eval-samples", type=int, default=10000, help="labelled train images for the probes")
     d.set_defaults(func=cmd_demo)
 
+    s = sub.add_parser("surprise", help="violation-of-expectation surprise of videos under a video world model",
+                       description="Score videos with a trained vjepa (or vpixel) checkpoint: sliding windows of the "
+                       "model's clip length, the first --context frames given, the rest predicted; prints per video "
+                       "surprise_mean, surprise_max (over windows) and per_frame (each frame's error in the window "
+                       "predicting it soonest after its context; null for the first context frames). Videos: .npy (T, H, W[, C]), folders of frames, .mp4/.avi/... "
+                       "of any size, length, frame rate and channel count (short side resized to the model's size, "
+                       "centre crop, RGB<->grey; see openjepa.data.video).")
+    s.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or run directory")
+    s.add_argument("videos", metavar="VIDEO", nargs="+")
+    s.add_argument("--context", type=int, help="context frames per window (default: the model's video.context_frames)")
+    s.add_argument("--fps", type=float, help="resample video files to this frame rate first (default: as stored)")
+    s.add_argument("--json", action="store_true", help="print JSON (one object, or a list for several videos)")
+    s.add_argument("--plot", metavar="PATH.png", help="save a surprise-vs-time plot")
+    s.set_defaults(func=cmd_surprise)
+
     b = sub.add_parser("bench", help="run a benchmark suite and write its JSON result",
                        description="Run a benchmark suite; writes {suite, git_sha, machine, config, rows}. "
                        "Each trained model's row names its checkpoint under --workdir.")
@@ -245,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     bad = [r for r in rest if not (r.startswith("--") and "=" in r and "." in r.split("=", 1)[0])]
     if bad:
         parser.error(f"unrecognized arguments: {' '.join(bad)} (config overrides look like --section.key=value)")
-    if rest and args.command in ("embed", "export"):
+    if rest and args.command in ("embed", "export", "surprise"):
         parser.error(f"{args.command} takes no config overrides")
     args.overrides = rest
     try:

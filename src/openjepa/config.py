@@ -30,7 +30,10 @@ def _check(cond: bool, key: str, msg: str) -> None:
 
 @dataclass
 class DataConfig:
-    dataset: str = "fashion_mnist"  # fashion_mnist | images (a folder of PNG/JPEG or an .npy array, see `path`) | synthetic (random pixels, for speed tests); see train/run.py DATASETS
+    # fashion_mnist | images (a folder of PNG/JPEG or an .npy array, see `path`) | physics (procedural videos,
+    # see video.*) | videos (a folder of user videos at `path`, see data/video.py) | synthetic (random pixels, for
+    # speed tests); see train/run.py DATASETS
+    dataset: str = "fashion_mnist"
     path: str | None = None  # dataset location; for fashion_mnist an optional directory searched first
     img_size: int = 28  # images are resized/cropped to img_size x img_size
     channels: int = 1  # 1 (grey) or 3 (RGB); inputs are converted
@@ -43,7 +46,8 @@ class DataConfig:
         from openjepa.train.run import DATASETS
 
         _check(self.dataset in DATASETS, "data.dataset", f"unknown dataset {self.dataset!r}; choose from {sorted(DATASETS)}")
-        _check(self.dataset != "images" or bool(self.path), "data.path", "is required when data.dataset='images'")
+        _check(self.dataset not in ("images", "videos") or bool(self.path), "data.path",
+               f"is required when data.dataset={self.dataset!r}")
         _check(self.img_size >= 4, "data.img_size", f"must be >= 4, got {self.img_size}")
         _check(self.channels in (1, 3), "data.channels", f"must be 1 or 3, got {self.channels}")
         _check(self.batch_size >= 1, "data.batch_size", f"must be >= 1, got {self.batch_size}")
@@ -237,6 +241,36 @@ class EvalConfig:
         _check(self.batch_size >= 1, "eval.batch_size", "must be >= 1")
 
 
+VIDEO_MASKS = ("future", "tube", "mixed")
+
+
+@dataclass
+class VideoConfig:
+    """Video methods (vjepa, vpixel): clip length, tubelets, what is predicted, and the procedural data."""
+    frames: int = 16  # frames per training clip (a random temporal crop of each longer video)
+    tubelet: int = 2  # frames per tubelet (tokens span tubelet x patch_size x patch_size pixels)
+    context_frames: int = 8  # future prediction: the first context_frames are seen, the rest predicted
+    # future: context = first frames, targets = all later tokens; tube: V-JEPA 3-D multi-block masks (cfg.mask's
+    # 2-D blocks extended over all frames); mixed: each step draws one of the two
+    mask: str = "future"
+    physics_videos: int = 2000  # data.dataset=physics: training videos generated in memory
+    physics_frames: int = 32  # frames per generated video (>= frames); data.dataset=videos: clip length cut from user videos
+    physics_seed: int = 0  # training videos use seeds physics_seed .. physics_seed + physics_videos - 1
+
+    def __post_init__(self) -> None:
+        _check(self.tubelet >= 1, "video.tubelet", f"must be >= 1, got {self.tubelet}")
+        _check(self.frames >= 2 and self.frames % self.tubelet == 0, "video.frames",
+               f"must be >= 2 and divisible by video.tubelet={self.tubelet}, got {self.frames}")
+        _check(0 < self.context_frames < self.frames and self.context_frames % self.tubelet == 0,
+               "video.context_frames", f"must lie in (0, video.frames={self.frames}) and be divisible by "
+               f"video.tubelet={self.tubelet}, got {self.context_frames}")
+        _check(self.mask in VIDEO_MASKS, "video.mask", f"must be one of {', '.join(VIDEO_MASKS)}; got {self.mask!r}")
+        _check(self.physics_videos >= 1, "video.physics_videos", f"must be >= 1, got {self.physics_videos}")
+        _check(self.physics_frames >= self.frames, "video.physics_frames",
+               f"must be >= video.frames={self.frames}, got {self.physics_frames}")
+        _check(self.physics_seed >= 0, "video.physics_seed", f"must be >= 0, got {self.physics_seed}")
+
+
 @dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
@@ -247,6 +281,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
 
     def __post_init__(self) -> None:
         _check(self.data.batch_size % self.train.accum_steps == 0, "train.accum_steps",
@@ -265,6 +300,12 @@ class Config:
         if self.train.method == "lejepa":
             _check(self.views.local_size % self.model.patch_size == 0, "views.local_size",
                    f"views.local_size={self.views.local_size} must be divisible by model.patch_size={self.model.patch_size}")
+
+        video_method = getattr(method, "is_video", False)
+        _check(video_method or self.data.dataset not in ("physics", "videos"), "data.dataset",
+               f"data.dataset={self.data.dataset!r} holds videos; train it with a video method (vjepa, vpixel)")
+        _check(not video_method or self.data.dataset in ("physics", "videos"), "data.dataset",
+               f"method {self.train.method!r} trains on videos: data.dataset must be physics or videos")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

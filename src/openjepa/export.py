@@ -34,7 +34,8 @@ def export_encoder(checkpoint: str | Path, out_dir: str | Path) -> Path:
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": FORMAT})
     info: dict[str, Any] = {"format": FORMAT, "config": cfg.to_dict(), "step": int(state["step"]),
                             "source": str(resolve_checkpoint(checkpoint)), "meta": state.get("meta", {}),
-                            "output": "tokens (B, N, D) from forward(x (B, C, H, W)); mean over N for one vector"}
+                            "output": "tokens (B, N, D) from forward(x (B, C, H, W)) (video models: x (B, C, T, H, W)); "
+                                      "mean over N for one vector"}
     (out / "config.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
     return out
 
@@ -44,6 +45,7 @@ def load_encoder(path: str | Path, device: torch.device | str = "cpu") -> nn.Mod
     from safetensors.torch import load_file
 
     from openjepa.config import build_config
+    from openjepa.methods import METHODS
     from openjepa.methods.ijepa import build_encoder
 
     folder = Path(path)
@@ -55,7 +57,13 @@ def load_encoder(path: str | Path, device: torch.device | str = "cpu") -> nn.Mod
     info = json.loads(cfg_file.read_text())
     if info.get("format") != FORMAT:
         raise ValueError(f"{cfg_file}: unknown format {info.get('format')!r}, expected {FORMAT!r}")
-    encoder = build_encoder(build_config(info["config"]))
+    cfg = build_config(info["config"])
+    if getattr(METHODS[cfg.train.method], "is_video", False):  # video world models: tubelet encoder
+        from openjepa.methods.vjepa import build_video_encoder
+
+        encoder = build_video_encoder(cfg)
+    else:
+        encoder = build_encoder(cfg)
     try:
         tensors = load_file(str(weights))
     except Exception as e:  # re-raised with the file name

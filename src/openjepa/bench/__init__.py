@@ -3,10 +3,12 @@
 
 from openjepa.bench.collapse import run_collapse
 from openjepa.bench.images import run_images
+from openjepa.bench.physics import run_physics
 from openjepa.bench.throughput import run_throughput
 
 SUITES = {
     "images": run_images,
     "collapse": run_collapse,
     "throughput": run_throughput,
+    "physics": run_physics,
 }

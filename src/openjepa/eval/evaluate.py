@@ -76,6 +76,9 @@ def evaluate_run(target: str | Path, baselines: bool, overrides: list[str], prog
     When `target` is a run directory, eval.json, embedding.npz and report.html are written there."""
     ckpt = resolve_checkpoint(target)
     method, cfg, state = load_method(ckpt)
+    if getattr(method, "is_video", False):
+        raise ValueError(f"{ckpt} is a video world model ({cfg.train.method}); `openjepa eval` probes image "
+                         f"encoders on Fashion-MNIST. Use `openjepa surprise` or `openjepa bench physics`")
     cfg = build_config(cfg.to_dict(), overrides)  # eval.* overrides
     device = select_device(cfg.train.device)
     split = eval_split(cfg.eval, cfg.data.path if cfg.data.dataset == "fashion_mnist" else None,

@@ -13,9 +13,12 @@ and no training loop of its own (see openjepa.train.loop).
 from openjepa.methods.ijepa import IJEPA
 from openjepa.methods.lejepa import LeJEPA
 from openjepa.methods.mae import MAE
+from openjepa.methods.vjepa import VJEPA, VPixel
 
 METHODS = {
     "ijepa": IJEPA,
     "lejepa": LeJEPA,
     "mae": MAE,
+    "vjepa": VJEPA,  # video (is_video): data.dataset physics or videos
+    "vpixel": VPixel,
 }

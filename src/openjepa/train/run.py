@@ -89,6 +89,21 @@ def synthetic_images(cfg: Config) -> tuple[torch.Tensor, None]:
     g = torch.Generator().manual_seed(cfg.train.seed)
     return torch.randint(0, 256, (3 * d.batch_size, d.channels, d.img_size, d.img_size), dtype=torch.uint8,
                          generator=g), None
+def physics_videos(cfg: Config) -> tuple[torch.Tensor, None]:
+    """Procedural physics training videos (data/physics.py), uint8 (N, C, T, H, W), generated in memory."""
+    from openjepa.data.physics import train_videos
+
+    v = cfg.video
+    x = train_videos(v.physics_videos, v.physics_frames, cfg.data.img_size, cfg.data.channels, v.physics_seed)
+    return torch.from_numpy(x), None
+
+
+def video_folder(cfg: Config) -> tuple[torch.Tensor, None]:
+    """User videos under data.path (data/video.py), cut into clips of video.physics_frames frames."""
+    from openjepa.data.video import load_video_clips
+
+    d = cfg.data
+    return load_video_clips(d.path, d.img_size, d.channels, cfg.video.physics_frames), None
 
 
 # data.dataset -> loader(cfg) -> (x, y): x uint8 (N, C, H, W) images, or a tensor / dict of tensors sharing their
@@ -97,6 +112,8 @@ DATASETS = {
     "fashion_mnist": fashion_mnist_train,
     "images": image_folder,
     "synthetic": synthetic_images,
+    "physics": physics_videos,
+    "videos": video_folder,
 }
 
 

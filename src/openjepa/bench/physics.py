@@ -1,0 +1,233 @@
+"""`openjepa bench physics`: intuitive physics by violation of expectation (Garrido et al. 2025).
+
+Models (rows' `model`): `jepa` (vjepa_physics_cpu: V-JEPA, surprise in latent space), `pixel`
+(vpixel_physics_cpu: the same backbone predicting future pixels, surprise in pixel space), and `untrained`
+(the jepa architecture at `N_UNTRAINED` random initialisations, figures averaged; each init in `per_init`).
+Both trained models see only physically possible training videos (seeds below physics.TEST_SEED, training
+ball hues); the test set is `n_quads` matched quadruplets per property (physics.test_quadruplets: test seeds,
+test hues), each two possible videos and their two splices.
+
+Per video: surprise = eval.surprise.video_surprise (windows of video.frames frames, stride one tubelet, the
+first video.context_frames given); the video's score is the mean window error (`surprise_mean`: with a sum
+over the frames, a scorer blind to dynamics ties on every quadruplet, since C + D show exactly the frames of
+A + B; the largest window error gives the `*_max` fields). Per property:
+    relative_accuracy  share of quadruplets whose two possible videos are together less surprising than the two
+                       impossible ones (ties count 1/2): IntPhys' relative score
+    auroc              possible-vs-impossible AUROC over every video of the property (no matching used). An
+                       impossible video shares most frames with the possible one it starts or ends as, so
+                       scene-to-scene spread swamps the violation and this stays near 0.5 unless the signal is
+                       large; `auroc_matched` is the same after centring each quadruplet's four scores
+Also written: a figure of surprise vs time for one quadruplet per property (jepa; the splice and the first
+differing frame marked), and linear probes (ridge regression, R^2 on held-out videos) of the ball's position
+and velocity at each tubelet slice (ball centre inside the frame) from the frozen target encoder's tokens of
+that slice, next to the same probe on the slice's raw pixels (`probe_rows`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from openjepa.config import load_config
+from openjepa.data.images import normalize
+from openjepa.data.physics import PROPERTIES, test_quadruplets, train_video
+from openjepa.eval.surprise import plot_surprise, video_surprise
+from openjepa.methods import METHODS
+from openjepa.train.checkpoint import load_method
+from openjepa.train.loop import train
+from openjepa.train.run import find_preset, provenance
+
+N_UNTRAINED = 3
+FULL = {"n_quads": 40, "probe_videos": 600, "overrides": []}
+QUICK = {"n_quads": 8, "probe_videos": 160,
+         "overrides": ["--train.steps=160", "--data.batch_size=16", "--video.physics_videos=480",
+                       "--model.dim=64", "--model.depth=2", "--model.heads=2", "--model.pred_dim=32",
+                       "--model.pred_depth=2", "--model.pred_heads=2", "--train.monitor_every=0",
+                       "--train.ckpt_every=160"]}
+PROBE_SEED = 900_000_000  # probe videos: training-range seeds far above any training set, test hues
+
+
+def auroc(neg: list[float], pos: list[float]) -> float:
+    """P(score of a random positive > score of a random negative), ties 1/2."""
+    n, p = np.asarray(neg)[:, None], np.asarray(pos)[None, :]
+    return float(((p > n).sum() + 0.5 * (p == n).sum()) / (n.size * p.size))
+
+
+def score_property(scores: list[tuple[float, float, float, float]]) -> dict[str, float]:
+    """scores: per quadruplet (possible A, possible B, impossible C, impossible D)."""
+    s = np.asarray(scores)
+    poss, imp = s[:, 0] + s[:, 1], s[:, 2] + s[:, 3]
+    rel = float(((poss < imp) + 0.5 * (poss == imp)).mean())
+    c = s - s.mean(1, keepdims=True)  # each quadruplet centred: scene-to-scene differences removed
+    return {"relative_accuracy": rel, "auroc": auroc(list(s[:, :2].ravel()), list(s[:, 2:].ravel())),
+            "auroc_matched": auroc(list(c[:, :2].ravel()), list(c[:, 2:].ravel()))}
+
+
+def surprise_table(method, quads, device: str) -> list[dict[str, Any]]:
+    """For each quadruplet: the four videos' video_surprise results (A, B, C, D)."""
+    out = []
+    for q in quads:
+        vids = [*q.possible, *q.impossible]  # (T, H, W, C) uint8 each
+        out.append([video_surprise(method, torch.from_numpy(v).permute(3, 0, 1, 2).contiguous(), device=device)
+                    for v in vids])
+    return out
+
+
+def evaluate_model(method, quads, device: str) -> tuple[dict[str, dict[str, float]], list]:
+    table = surprise_table(method, quads, device)
+    res = {}
+    for prop in PROPERTIES:
+        rows = [r for q, r in zip(quads, table) if q.prop == prop]
+        if not rows:
+            continue
+        mean = score_property([tuple(v["surprise_mean"] for v in r) for r in rows])
+        mx = score_property([tuple(v["surprise_max"] for v in r) for r in rows])
+        res[prop] = {**mean, "relative_accuracy_max": mx["relative_accuracy"], "auroc_max": mx["auroc"],
+                     "auroc_matched_max": mx["auroc_matched"]}
+    return res, table
+
+
+# ------------------------------------------------------------------------------------------------- probes
+def probe_data(n: int, cfg) -> tuple[torch.Tensor, np.ndarray]:
+    """n single-ball videos (first video.frames frames), uint8 (n, C, F, H, W), and per tubelet slice the ball's
+    state (x, y, vx, vy) at the slice's first frame: (n, S, 4)."""
+    F, t = cfg.video.frames, cfg.video.tubelet
+    xs, ys, seed = [], [], PROBE_SEED
+    while len(xs) < n:
+        frames, pos, vel = train_video(seed, F, cfg.data.img_size, cfg.data.channels, split="test")
+        seed += 1
+        if pos.shape[1] != 1:
+            continue
+        xs.append(frames.transpose(3, 0, 1, 2))
+        ys.append(np.concatenate([pos[::t, 0], vel[::t, 0]], 1))
+    return torch.from_numpy(np.stack(xs)), np.stack(ys)
+
+
+@torch.no_grad()
+def slice_features(encoder, x: torch.Tensor, grid: tuple[int, int, int], batch: int = 64) -> torch.Tensor:
+    """Frozen tokens of each time slice, concatenated over the slice's h*w positions: (n, S, h*w*D)."""
+    encoder.eval()
+    out = []
+    for i in range(0, x.shape[0], batch):
+        z = encoder(normalize(x[i:i + batch])).float()  # (b, N, D)
+        out.append(z.view(z.shape[0], grid[0], -1))
+    return torch.cat(out)
+
+
+def pixel_slices(x: torch.Tensor, tubelet: int) -> torch.Tensor:
+    """Raw pixels of each slice: (n, C, F, H, W) -> (n, S, C*t*H*W)."""
+    n, C, F, H, W = x.shape
+    return normalize(x).view(n, C, F // tubelet, tubelet, H, W).permute(0, 2, 1, 3, 4, 5).reshape(n, F // tubelet, -1)
+
+
+def ridge_r2(z: torch.Tensor, y: torch.Tensor, n_train: int) -> float:
+    """Ridge regression fitted on the first n_train rows (L2 strength picked on a validation tenth of them),
+    R^2 (averaged over target columns) on the rest. Features standardised with the training statistics."""
+    z, y = z.double(), y.double()
+    mu, sd = z[:n_train].mean(0), z[:n_train].std(0) + 1e-6
+    z = (z - mu) / sd
+    ym = y[:n_train].mean(0)
+    y = y - ym
+
+    def fit(a, b, lam):  # primal or dual form, whichever system is smaller
+        n, d = a.shape
+        if n < d:
+            return a.T @ torch.linalg.solve(a @ a.T + lam * n * torch.eye(n, dtype=a.dtype), b)
+        return torch.linalg.solve(a.T @ a + lam * n * torch.eye(d, dtype=a.dtype), a.T @ b)
+
+    def r2(pred, b):
+        return float((1 - ((pred - b) ** 2).sum(0) / ((b - b.mean(0)) ** 2).sum(0).clamp_min(1e-12)).mean())
+
+    n_val = max(n_train // 10, 1)
+    tr, va = slice(0, n_train - n_val), slice(n_train - n_val, n_train)
+    lam = max((1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0), key=lambda l: r2(z[va] @ fit(z[tr], y[tr], l), y[va]))
+    w = fit(z[:n_train], y[:n_train], lam)
+    return r2(z[n_train:] @ w, y[n_train:])
+
+
+def probe_rows(models: dict[str, Any], cfg, n_videos: int) -> list[dict[str, Any]]:
+    """R^2 of position and velocity probes per feature kind; the first 80% of the videos fit, the rest score;
+    only slices whose ball centre is inside the frame count."""
+    x, states = probe_data(n_videos, cfg)
+    n_train = int(0.8 * n_videos)
+    inside = torch.from_numpy((states[..., 0] > 0) & (states[..., 0] < 1) & (states[..., 1] < 1))  # (n, S)
+    y = torch.from_numpy(states)[inside]  # (rows, 4), video-major: training videos' rows first
+    n_rows = int(inside[:n_train].sum())
+    feats = {"raw_pixels": pixel_slices(x, cfg.video.tubelet)}
+    for name, m in models.items():
+        feats[name] = slice_features(m.eval_encoder(), x, m.grid)
+    rows = []
+    for name, f in feats.items():
+        z = f[inside]  # (rows, features)
+        for target, cols in (("position", slice(0, 2)), ("velocity", slice(2, 4))):
+            rows.append({"model": name, "probe": target, "r2": ridge_r2(z, y[:, cols], n_rows)})
+    return rows
+
+
+# -------------------------------------------------------------------------------------------------- suite
+def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path) -> dict[str, Any]:
+    budget = QUICK if quick else FULL
+    suite_dir = Path(workdir) / ("physics_quick" if quick else "physics")
+    if suite_dir.exists():
+        shutil.rmtree(suite_dir)
+    meta = provenance()
+    extra = ["--train.progress=false", "--train.device=cpu"] + budget["overrides"] + list(overrides)
+    configs, models, train_seconds, ckpts = {}, {}, {}, {}
+    for name, preset in (("jepa", "vjepa_physics_cpu"), ("pixel", "vpixel_physics_cpu")):
+        cfg = load_config(find_preset(preset), extra)
+        configs[name] = cfg.to_dict()
+        print(f"== bench physics: training {name} ({cfg.train.method}, {cfg.train.steps} steps of {preset})")
+        t0 = time.time()
+        train(cfg, suite_dir / name)
+        train_seconds[name] = round(time.time() - t0, 1)
+        ckpts[name] = suite_dir / name / "checkpoints" / "last.pt"
+        models[name] = load_method(ckpts[name])[0]
+    jcfg = models["jepa"].cfg
+    untrained = []
+    for k in range(N_UNTRAINED):
+        torch.manual_seed(1000 + k)
+        untrained.append(METHODS["vjepa"](jcfg).eval())
+
+    quads = test_quadruplets(budget["n_quads"], T=jcfg.video.physics_frames, size=jcfg.data.img_size,
+                             channels=jcfg.data.channels)
+    print(f"== bench physics: scoring {len(quads)} quadruplets ({budget['n_quads']} per property) x "
+          f"{2 + N_UNTRAINED} models")
+    t0 = time.time()
+    results, tables = {}, {}
+    for name, m in models.items():
+        results[name], tables[name] = evaluate_model(m, quads, "cpu")
+    per_init = [evaluate_model(m, quads, "cpu")[0] for m in untrained]
+    score_seconds = round(time.time() - t0, 1)
+    rows = []
+    for prop in PROPERTIES:
+        for name in ("jepa", "pixel"):
+            rows.append({"model": name, "property": prop, **results[name][prop],
+                         "train_seconds": train_seconds[name], "checkpoint": str(ckpts[name])})
+        avg = {k: float(np.mean([r[prop][k] for r in per_init])) for k in per_init[0][prop]}
+        rows.append({"model": "untrained", "property": prop, **avg,
+                     "per_init": [r[prop]["relative_accuracy"] for r in per_init]})
+
+    # surprise vs time: one quadruplet per property under the jepa model
+    figures = []
+    for prop in PROPERTIES:
+        i = next(j for j, q in enumerate(quads) if q.prop == prop)
+        q, tab = quads[i], tables["jepa"][i]
+        named = [{"name": n, "per_frame": r["per_frame"]} for n, r in zip(("possible A", "possible B",
+                                                                          "impossible C", "impossible D"), tab)]
+        path = Path(out).with_name(f"{Path(out).stem}_surprise_{prop}.png")
+        plot_surprise(named, path, marks=[None, None, q.violation, q.violation],
+                      title=f"{prop}: jepa surprise per frame (dashed: first impossible frame)")
+        figures.append(str(path))
+
+    print("== bench physics: linear probes of ball position / velocity")
+    probes = probe_rows({"jepa": models["jepa"], "pixel": models["pixel"], "untrained": untrained[0]}, jcfg,
+                        budget["probe_videos"])
+    return {"suite": "physics", "quick": quick, "git_sha": meta["git_sha"], "machine": meta["machine"],
+            "versions": meta["versions"], "created": meta["created"], "configs": configs,
+            "n_quadruplets_per_property": budget["n_quads"], "score": "surprise_mean (mean window error)",
+            "score_seconds": score_seconds, "rows": rows, "probe_rows": probes, "figures": figures}

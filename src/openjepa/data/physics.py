@@ -1,0 +1,360 @@
+"""Procedural intuitive-physics videos (numpy, seeded, generated on the fly; no files).
+
+Scenes: a floor, a background (colour plus a vertical gradient), optional inner walls, opaque occluders in
+front, and one or two balls that are thrown, fall, bounce on the floor, on the frame's sides and on walls,
+roll, collide (equal masses, elastic) and pass behind occluders. Colours, sizes, speeds, gravity and
+backgrounds are drawn from a seeded `numpy.random.Generator`, so a video is a pure function of its seed.
+
+Coordinates are resolution-free: the world is the unit square, x to the right, y up, the floor's top at
+`floor_y`; one time unit is one frame. The same scene renders at 32x32 or 64x64 (`size`) in RGB or grey
+(`channels`), as uint8 (T, H, W, C).
+
+Matched possible/impossible quadruplets follow the IntPhys construction (Riochet et al. 2018): two possible
+videos A and B share a scene and, for a few frames while the ball is hidden behind an occluder, are pixel-
+identical; the impossible videos splice them at such a frame s: C = A[:s] + B[s:] and D = B[:s] + A[s:].
+Every frame of C and D is therefore a frame of A or B at the same time index, so no single frame gives a
+violation away: only the dynamics do. Properties (`PROPERTIES`):
+
+    gravity      a tall occluder; A: a ball thrown high peaks behind it and comes out slowly falling; B: a low
+                 hop with the same horizontal motion lands behind it and comes out bouncing up. C: the ball
+                 near its apex comes out low and rising fast (it fell and rebounded faster than gravity
+                 allows); D: a ball falling onto the floor comes out high, hovering near an apex.
+    permanence   A: a ball rolls behind an occluder and out again; B: the same scene without a ball.
+                 C: the ball vanishes behind the occluder; D: a ball appears from behind it.
+    continuity   two occluders; A: the ball rolls behind both (visible in the gap); B: the same ball one
+                 occluder spacing ahead. C: it leaves the first occluder's shadow straight from the second
+                 (teleport forwards, never crossing the gap); D: it jumps back from the second to the first.
+    solidity     a tall wall whose foot is hidden by an occluder; A: a ball rolls in from the left and bounces
+                 back off the wall; B: the mirror image from the right. C, D: the ball passes through the wall.
+    inertia      one occluder, no wall; A: a ball rolls left to right through; B: right to left. C, D: the
+                 ball reverses direction while hidden, with nothing to bounce off.
+
+Train/test disjointness: training videos (`train_video`, the `physics` dataset) use seeds [0, 10**9) and
+ball hues from the first half of every hue sextant; test quadruplets use seeds >= 10**9 (`TEST_SEED`) and
+ball hues from the second halves, so no test video shares a seed or a ball colour with a training one.
+Training videos are all physically possible.
+"""
+
+from __future__ import annotations
+
+import colorsys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PROPERTIES = ("gravity", "permanence", "continuity", "solidity", "inertia")
+TEST_SEED = 10**9  # test quadruplet seeds start here; training seeds lie below
+LUMA = np.array([0.299, 0.587, 0.114])
+
+
+@dataclass
+class Scene:
+    """Static layout of a video plus the balls' looks. Colours are RGB in [0, 1]."""
+    bg: np.ndarray  # (3,) background colour at mid height
+    bg_grad: float  # added at the top, subtracted at the bottom (vertical gradient)
+    floor_y: float  # world height of the floor's top
+    floor_col: np.ndarray  # (3,)
+    ball_r: np.ndarray  # (nb,) radii in world units
+    ball_col: np.ndarray  # (nb, 3)
+    walls: list = field(default_factory=list)  # [(x_centre, half_width, top_y, colour (3,))]
+    occluders: list = field(default_factory=list)  # [(x0, x1, y0, y1, colour (3,))]
+
+
+def luminance(c: np.ndarray) -> float:
+    return float(np.asarray(c) @ LUMA)
+
+
+def _colour(rng: np.random.Generator, split: str, avoid: list[np.ndarray], min_diff: float = 0.15) -> np.ndarray:
+    """A saturated ball colour whose hue lies in the split's half of a hue sextant, and whose luminance
+    differs from every colour in `avoid` by at least `min_diff` (so it also shows in grey)."""
+    for i in range(400):
+        sextant = rng.integers(6)
+        half = rng.uniform(0.0, 0.5) + (0.5 if split == "test" else 0.0)
+        h = (sextant + half) / 6.0
+        c = np.array(colorsys.hsv_to_rgb(h, rng.uniform(0.6, 1.0), rng.uniform(0.5, 1.0)))
+        if all(abs(luminance(c) - luminance(a)) >= min_diff * (1 - i / 400) for a in avoid):
+            return c  # the contrast asked for is relaxed gradually when the scene leaves little room
+    return c
+
+
+def _scene_base(rng: np.random.Generator) -> tuple[np.ndarray, float, float, np.ndarray]:
+    bg = rng.uniform(0.05, 0.45, 3) if rng.random() < 0.5 else rng.uniform(0.55, 0.95, 3)
+    floor_col = np.clip(bg + (0.35 if luminance(bg) < 0.5 else -0.35) * rng.uniform(0.7, 1.0), 0, 1)
+    return bg, float(rng.uniform(-0.08, 0.08)), float(rng.uniform(0.08, 0.16)), floor_col
+
+
+def _occ_colour(rng: np.random.Generator, bg: np.ndarray) -> np.ndarray:
+    for _ in range(100):
+        c = rng.uniform(0, 1, 3)
+        if abs(luminance(c) - luminance(bg)) > 0.2:
+            return c
+    return 1.0 - bg
+
+
+# ----------------------------------------------------------------------------------------------- rendering
+def render(scene: Scene, pos: np.ndarray, present: np.ndarray, size: int = 32, channels: int = 3) -> np.ndarray:
+    """Frames of a scene: pos (T, nb, 2) ball centres (x, y) in world units, present (T, nb) bool ->
+    uint8 (T, size, size, channels). Draw order: background, walls, balls (anti-aliased, one pixel soft edge),
+    occluders, floor. Grey is the luminance (0.299, 0.587, 0.114) of the RGB frame."""
+    T, nb = present.shape
+    px = 1.0 / size
+    centres = (np.arange(size) + 0.5) * px
+    X = centres[None, :].repeat(size, 0)  # (H, W)
+    Y = (1.0 - centres)[:, None].repeat(size, 1)  # row 0 is the top
+    base = scene.bg[None, None, :] + scene.bg_grad * (2 * Y[..., None] - 1)  # (H, W, 3)
+    for xc, hw, top, col in scene.walls:
+        m = (np.abs(X - xc) <= hw) & (Y <= top)
+        base[m] = col
+    frames = np.repeat(base[None], T, axis=0)  # (T, H, W, 3)
+    for b in range(nb):
+        d = np.hypot(X[None] - pos[:, b, 0, None, None], Y[None] - pos[:, b, 1, None, None])  # (T, H, W)
+        alpha = np.clip((scene.ball_r[b] - d) / px + 0.5, 0.0, 1.0) * present[:, b, None, None]
+        frames = frames * (1 - alpha[..., None]) + alpha[..., None] * scene.ball_col[b]
+    front = np.zeros((size, size), bool)
+    for x0, x1, y0, y1, col in scene.occluders:
+        m = (X >= x0) & (X <= x1) & (Y >= y0) & (Y <= y1)
+        frames[:, m] = col
+        front |= m
+    frames[:, Y <= scene.floor_y] = scene.floor_col
+    frames = np.clip(frames, 0.0, 1.0)
+    if channels == 1:
+        frames = frames @ LUMA[:, None]  # (T, H, W, 1)
+    elif channels != 3:
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    return np.round(frames * 255).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------------------------------ dynamics
+def simulate(scene: Scene, state: np.ndarray, T: int, g: float, restitution: float = 0.8,
+             side_walls: bool = True, substeps: int = 8) -> np.ndarray:
+    """Ball centres (T, nb, 2) from initial states (nb, 4) = (x, y, vx, vy) at frame 0 (velocities per frame).
+
+    Semi-implicit Euler with `substeps` per frame: gravity g (world units / frame^2), bounces on the floor
+    (vertical speed x restitution; slow bounces settle into rolling), on the frame's sides (`side_walls`,
+    elastic) and on inner walls (elastic), and elastic collisions between equal-mass balls."""
+    s = state.astype(np.float64).copy()
+    r = scene.ball_r
+    dt = 1.0 / substeps
+    out = np.empty((T, len(s), 2))
+    for t in range(T):
+        out[t] = s[:, :2]
+        for _ in range(substeps):
+            s[:, 3] -= g * dt
+            s[:, :2] += s[:, 2:] * dt
+            low = s[:, 1] < scene.floor_y + r
+            s[low, 1] = scene.floor_y + r[low]
+            up = low & (s[:, 3] < 0)
+            s[up, 3] = -s[up, 3] * restitution
+            s[up & (s[:, 3] < 2.5 * g), 3] = 0.0  # settles: rolls on the floor
+            if side_walls:
+                left, right = (s[:, 0] < r) & (s[:, 2] < 0), (s[:, 0] > 1 - r) & (s[:, 2] > 0)
+                s[left | right, 2] *= -1
+            for xc, hw, top, _ in scene.walls:
+                hit = (np.abs(s[:, 0] - xc) < hw + r) & (s[:, 1] - r < top)
+                towards = np.sign(xc - s[:, 0]) * s[:, 2] > 0
+                s[hit & towards, 2] *= -1
+            for i in range(len(s)):
+                for j in range(i + 1, len(s)):
+                    d = s[j, :2] - s[i, :2]
+                    dist = np.hypot(*d)
+                    if 0 < dist < r[i] + r[j]:
+                        n = d / dist
+                        rel = (s[i, 2:] - s[j, 2:]) @ n
+                        if rel > 0:  # approaching: swap the normal components
+                            s[i, 2:] -= rel * n
+                            s[j, 2:] += rel * n
+    return out
+
+
+# ---------------------------------------------------------------------------------------- training videos
+def train_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, split: str = "train"
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One physically possible video -> (frames uint8 (T, size, size, channels), pos (T, nb, 2),
+    vel (T, nb, 2)) (state per frame, world units). Kind drawn from the seed: throw, fall, roll, collide;
+    0-2 occluders, sometimes an inner wall, sometimes open sides (balls leave the frame)."""
+    rng = np.random.default_rng(seed)
+    bg, grad, floor_y, floor_col = _scene_base(rng)
+    kind = rng.choice(["throw", "fall", "roll", "collide"], p=[0.35, 0.2, 0.25, 0.2])
+    nb = 2 if kind == "collide" else 1
+    r = rng.uniform(0.045, 0.075, nb)
+    occ_cols = [_occ_colour(rng, bg) for _ in range(2)]
+    cols = []
+    for _ in range(nb):
+        cols.append(_colour(rng, split, [bg, *occ_cols]))
+    scene = Scene(bg, grad, floor_y, floor_col, r, np.array(cols))
+    if rng.random() < 0.25:
+        scene.walls.append((float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.015, 0.03)),
+                            float(rng.uniform(0.4, 1.0)), _occ_colour(rng, bg)))
+    for k in range(rng.choice(3, p=[0.3, 0.45, 0.25])):
+        w = rng.uniform(0.18, 0.32)
+        x0 = rng.uniform(0.0, 1.0 - w)
+        y1 = 1.0 if rng.random() < 0.5 else rng.uniform(floor_y + 0.25, 0.9)
+        scene.occluders.append((x0, x0 + w, floor_y, y1, occ_cols[k]))
+    g = rng.uniform(0.004, 0.009)
+    state = np.zeros((nb, 4))
+    ground = floor_y + r
+    if kind == "throw":
+        state[0] = [rng.uniform(0.05, 0.4), rng.uniform(ground[0], 0.4), rng.uniform(0.01, 0.04),
+                    rng.uniform(0.04, 0.09)]
+    elif kind == "fall":
+        state[0] = [rng.uniform(0.15, 0.85), rng.uniform(0.6, 0.9), rng.uniform(-0.015, 0.015), rng.uniform(-0.01, 0.02)]
+    elif kind == "roll":
+        state[0] = [rng.uniform(0.05, 0.4), ground[0], rng.uniform(0.02, 0.045), 0.0]
+    else:
+        air = rng.random() < 0.3
+        y = rng.uniform(0.4, 0.7, 2) if air else ground
+        state[0] = [rng.uniform(0.05, 0.3), y[0], rng.uniform(0.02, 0.045), rng.uniform(0.0, 0.04) * air]
+        state[1] = [rng.uniform(0.65, 0.95), y[1], -rng.uniform(0.0, 0.045), rng.uniform(0.0, 0.04) * air]
+    if rng.random() < 0.5:  # mirror
+        state[:, 0], state[:, 2] = 1.0 - state[:, 0], -state[:, 2]
+    pos = simulate(scene, state, T + 1, g, restitution=float(rng.uniform(0.6, 0.9)),
+                   side_walls=bool(rng.random() < 0.6))
+    vel = pos[1:] - pos[:-1]
+    pos = pos[:-1]
+    present = np.ones((T, nb), bool)
+    return render(scene, pos, present, size, channels), pos, vel
+
+
+def train_videos(n: int, T: int = 32, size: int = 32, channels: int = 3, seed: int = 0) -> np.ndarray:
+    """n training videos, seeds seed..seed+n-1 (all below TEST_SEED): uint8 (n, channels, T, size, size)."""
+    if seed + n > TEST_SEED:
+        raise ValueError(f"training seeds must stay below {TEST_SEED}")
+    out = np.empty((n, channels, T, size, size), np.uint8)
+    for i in range(n):
+        out[i] = train_video(seed + i, T, size, channels)[0].transpose(3, 0, 1, 2)
+    return out
+
+
+# ----------------------------------------------------------------------------------------- test quadruplets
+@dataclass
+class Quadruplet:
+    """Two possible and two impossible videos of one scene, each uint8 (T, H, W, C); the impossible ones are
+    the possible ones spliced at frame `splice` (C = A[:s] + B[s:], D = B[:s] + A[s:])."""
+    prop: str
+    seed: int
+    possible: tuple[np.ndarray, np.ndarray]
+    impossible: tuple[np.ndarray, np.ndarray]
+    splice: int
+    violation: int  # first frame where an impossible video differs from the possible one it started as
+
+
+def _hidden_run(a: np.ndarray, b: np.ndarray, lo: int, hi: int) -> list[int]:
+    """Frames t in [lo, hi) where a[t] and b[t] are identical (uint8 arrays (T, H, W, C))."""
+    return [t for t in range(lo, hi) if np.array_equal(a[t], b[t])]
+
+
+def _roll(x0: float, v: float, T: int, y: float) -> np.ndarray:
+    t = np.arange(T)
+    return np.stack([x0 + v * t, np.full(T, y)], 1)[:, None, :]  # (T, 1, 2)
+
+
+def _quad_scene(rng: np.random.Generator, r: float) -> tuple[Scene, list[np.ndarray]]:
+    bg, grad, floor_y, floor_col = _scene_base(rng)
+    occ_cols = [_occ_colour(rng, bg) for _ in range(2)]
+    col = _colour(rng, "test", [bg, *occ_cols])
+    return Scene(bg, grad, floor_y, floor_col, np.array([r]), col[None]), occ_cols
+
+
+def _try_quadruplet(prop: str, rng: np.random.Generator, T: int, size: int, channels: int):
+    """One attempt; returns (A, B, lo, hi) with trajectories rendered, or None if the draw is unusable."""
+    r = float(rng.uniform(0.045, 0.065))
+    scene, occ_cols = _quad_scene(rng, r)
+    ground = scene.floor_y + r
+    one = np.ones((T, 1), bool)
+    none = np.zeros((T, 1), bool)
+    flip = rng.random() < 0.5
+    v = float(rng.uniform(0.022, 0.032))
+    mid = T // 2
+    if prop in ("permanence", "inertia"):
+        w = float(rng.uniform(0.26, 0.34))
+        xc = float(rng.uniform(0.4, 0.6))
+        scene.occluders.append((xc - w / 2, xc + w / 2, scene.floor_y, float(rng.uniform(0.45, 1.0)), occ_cols[0]))
+        x0 = xc - v * mid  # centred behind the occluder at frame T/2
+        pa = _roll(x0, v, T, ground)
+        if prop == "permanence":
+            pb, pres_b = pa, none
+        else:
+            pb, pres_b = _roll(2 * xc - x0, -v, T, ground), one
+        pres_a = one
+    elif prop == "continuity":
+        w = float(rng.uniform(0.22, 0.27))
+        gap = float(rng.uniform(0.1, 0.16))
+        x1 = float(rng.uniform(0.08, 0.9 - 2 * w - gap))
+        for k, x in enumerate((x1, x1 + w + gap)):
+            scene.occluders.append((x, x + w, scene.floor_y, float(rng.uniform(0.45, 1.0)), occ_cols[k]))
+        x0 = x1 + w / 2 - v * mid
+        pa = _roll(x0, v, T, ground)
+        pb = _roll(x0 + w + gap, v, T, ground)
+        pres_a = pres_b = one
+    elif prop == "solidity":
+        xc = float(rng.uniform(0.4, 0.6))
+        hw = float(rng.uniform(0.015, 0.03))
+        w = float(rng.uniform(0.3, 0.38))
+        scene.walls.append((xc, hw, 1.0, occ_cols[1]))
+        scene.occluders.append((xc - w / 2, xc + w / 2, scene.floor_y, scene.floor_y + float(rng.uniform(0.2, 0.3)),
+                                occ_cols[0]))
+        face = xc - hw - r
+        x0 = face - v * (mid + 1)
+        pa = simulate(scene, np.array([[x0, ground, v, 0.0]]), T, g=0.0)
+        pb = pa.copy()
+        pb[..., 0] = 2 * xc - pa[..., 0]
+        pres_a = pres_b = one
+    else:  # gravity
+        g = float(rng.uniform(0.005, 0.008))
+        w = float(rng.uniform(0.26, 0.34))
+        xc = float(rng.uniform(0.42, 0.58))
+        scene.occluders.append((xc - w / 2, xc + w / 2, scene.floor_y, 1.0, occ_cols[0]))
+        vx = float(rng.uniform(0.018, 0.026))
+        t_apex = float(rng.uniform(10.0, 12.0))  # thrown at frame 0 from near the floor
+        y0 = ground + float(rng.uniform(0.0, 0.12))
+        vy0 = g * t_apex
+        x0 = xc - vx * t_apex
+        pa = simulate(scene, np.array([[x0, y0, vx, vy0]]), T, g, side_walls=False)
+        # B: a low hop from the same spot with the same horizontal speed, landing (and bouncing) while hidden
+        t_land = t_apex + float(rng.uniform(-1.0, 1.0))
+        pb = simulate(scene, np.array([[x0, ground, vx, g * t_land / 2]]), T, g, side_walls=False,
+                      restitution=float(rng.uniform(0.8, 0.95)))
+        pres_a = pres_b = one
+    if flip:  # mirror the whole layout left-right
+        scene.occluders = [(1 - x1, 1 - x0, y0, y1, c) for x0, x1, y0, y1, c in scene.occluders]
+        scene.walls = [(1 - xc, hw, top, c) for xc, hw, top, c in scene.walls]
+        pa, pb = pa.copy(), pb.copy()
+        pa[..., 0], pb[..., 0] = 1 - pa[..., 0], 1 - pb[..., 0]
+    A = render(scene, pa, pres_a, size, channels)
+    B = render(scene, pb, pres_b, size, channels)
+    run = _hidden_run(A, B, 4, T - 4)
+    if not run:
+        return None
+    return A, B, run
+
+
+def make_quadruplet(prop: str, seed: int, T: int = 32, size: int = 32, channels: int = 3) -> Quadruplet:
+    """The matched quadruplet of `prop` for `seed` (use seeds >= TEST_SEED for test sets). Draws are retried
+    (deterministically) until A and B share at least one identical frame; the splice is the middle one."""
+    if prop not in PROPERTIES:
+        raise ValueError(f"unknown property {prop!r}; choose from {PROPERTIES}")
+    rng = np.random.default_rng([seed, PROPERTIES.index(prop)])
+    for _ in range(100):
+        got = _try_quadruplet(prop, rng, T, size, channels)
+        if got is None:
+            continue
+        A, B, run = got
+        s = run[len(run) // 2]
+        C = np.concatenate([A[:s], B[s:]])
+        D = np.concatenate([B[:s], A[s:]])
+        if np.array_equal(C, A) or np.array_equal(D, B):
+            continue  # the splice changed nothing
+        diff = [t for t in range(s, T) if not np.array_equal(C[t], A[t])]
+        return Quadruplet(prop, seed, (A, B), (C, D), s, diff[0])
+    raise RuntimeError(f"no usable {prop} quadruplet for seed {seed}")  # not reached with the ranges above
+
+
+def test_quadruplets(n: int, T: int = 32, size: int = 32, channels: int = 3, props=PROPERTIES,
+                     seed: int = TEST_SEED) -> list[Quadruplet]:
+    """n quadruplets per property from test seeds seed..seed+n-1."""
+    if seed < TEST_SEED:
+        raise ValueError(f"test seeds must be >= {TEST_SEED} (disjoint from training)")
+    return [make_quadruplet(p, seed + i, T, size, channels) for p in props for i in range(n)]
+
+
+test_quadruplets.__test__ = False  # not a pytest test

@@ -1,0 +1,117 @@
+"""Surprise of a video world model: violation-of-expectation scores (Garrido et al. 2025).
+
+A model trained on clips of W = video.frames frames sees windows of W frames sliding over the video (stride =
+one tubelet): in each, the first C = context frames are the context and the model predicts the rest. The
+window's error is the mean L1 distance between predicted and target-encoder tokens of the predicted frames
+(VJEPA; the pixel twin VPixel uses predicted vs true pixels): `method.future_error(x, C) -> (B, S)` per
+predicted tubelet slice.
+
+    video_surprise(method, x uint8 (C, T, H, W), context) ->
+        {"surprise_mean": mean window error, "surprise_max": largest window error,
+         "per_frame": [T values]: frame f's error in the window that predicts it at the shortest horizon
+                      (the window whose context ends just before f's tubelet; None for the first C frames,
+                      which no window predicts), "windows": [window errors], "window_starts": [...]}
+
+Videos shorter than W are padded with their last frame (per_frame still has one value per real frame).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from openjepa.data.images import normalize
+from openjepa.data.video import pad_frames
+from openjepa.eval.features import autocast
+
+
+def window_starts(T: int, window: int, stride: int) -> list[int]:
+    """Starts of the sliding windows over T >= window frames; the last window always ends at frame T."""
+    starts = list(range(0, T - window + 1, stride))
+    if starts[-1] != T - window:
+        starts.append(T - window)
+    return starts
+
+
+@torch.no_grad()
+def video_surprise(method, x: torch.Tensor, context: int | None = None, stride: int | None = None,
+                   device: torch.device | str = "cpu", precision: str = "fp32", batch_size: int = 32
+                   ) -> dict[str, Any]:
+    cfg = method.cfg
+    W, t = cfg.video.frames, cfg.video.tubelet
+    C = cfg.video.context_frames if context is None else int(context)
+    if not (0 < C < W and C % t == 0):
+        raise ValueError(f"--context must be a multiple of the tubelet ({t}) in (0, {W}) (the model's clip "
+                         f"length), got {C}")
+    stride = t if stride is None else stride
+    T = x.shape[1]
+    xp = pad_frames(x, W)
+    starts = window_starts(xp.shape[1], W, stride)
+    method.eval()
+    errs = []
+    for i in range(0, len(starts), batch_size):
+        clips = torch.stack([xp[:, s:s + W] for s in starts[i:i + batch_size]])  # (b, C, W, H, W)
+        clips = normalize(clips).to(device)
+        with autocast(torch.device(device), precision):
+            errs.append(method.future_error(clips, C).float().cpu())  # (b, S)
+    err = torch.cat(errs)  # (n_windows, S)
+    # per frame: the error of the window that predicts it at the shortest horizon (its context ends closest
+    # before the frame), so a peak sits where the unpredictable event happens
+    per = [None] * xp.shape[1]
+    best = [None] * xp.shape[1]
+    for s, e in zip(starts, err):
+        for f in range(s + C, s + W):
+            horizon = f - (s + C)
+            if best[f] is None or horizon < best[f]:
+                best[f], per[f] = horizon, float(e[horizon // t])
+    per_frame = per[:T]
+    win = err.mean(1)
+    return {"surprise_mean": float(win.mean()), "surprise_max": float(win.max()), "per_frame": per_frame,
+            "windows": [float(w) for w in win], "window_starts": starts}
+
+
+def plot_surprise(results: list[dict[str, Any]], path: str | Path, marks: list[int | None] | None = None,
+                  title: str = "surprise vs time") -> Path:
+    """Per-frame surprise of each result ({"path"/"name", "per_frame"}) on one figure; `marks` draws a
+    dashed line at a frame per result (e.g. the violation)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 3.6))
+    ax = fig.subplots()
+    for i, r in enumerate(results):
+        ys = [math.nan if v is None else v for v in r["per_frame"]]
+        name = Path(str(r.get("name", r.get("path", i)))).name
+        style = {"ls": ":", "marker": "x", "ms": 4} if name.startswith("impossible") else {"marker": "o", "ms": 2}
+        line, = ax.plot(range(len(ys)), ys, label=name, **style)
+        if marks and marks[i] is not None:
+            ax.axvline(marks[i], color=line.get_color(), ls="--", lw=1)
+    ax.set_xlabel("frame")
+    ax.set_ylabel("prediction error")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def score_videos(checkpoint: str | Path, videos: list[str], context: int | None = None, fps: float | None = None,
+                 device: str = "cpu") -> list[dict[str, Any]]:
+    """`openjepa surprise`: load a video checkpoint, bring each video to the model input, score it."""
+    from openjepa.data.video import load_video
+    from openjepa.train.checkpoint import load_method
+
+    method, cfg, _ = load_method(checkpoint, device)
+    if not hasattr(method, "future_error"):
+        raise ValueError(f"{checkpoint}: method {cfg.train.method!r} is not a video world model (vjepa, vpixel)")
+    out = []
+    for v in videos:
+        x = load_video(v, cfg.data.img_size, cfg.data.channels, fps=fps)
+        r = video_surprise(method, x, context, device=device)
+        out.append({"path": str(v), "surprise_mean": r["surprise_mean"], "surprise_max": r["surprise_max"],
+                    "per_frame": r["per_frame"]})
+    return out

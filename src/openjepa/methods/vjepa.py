@@ -1,0 +1,184 @@
+"""V-JEPA video world model and its pixel-prediction twin.
+
+VJEPA: Bardes et al. 2024, "Revisiting Feature Prediction for Learning Visual Representations from Video"
+(V-JEPA), with the future-prediction use of Garrido et al. 2025 ("Intuitive physics understanding emerges from
+self-supervised pretraining on natural videos"):
+    clip x (B, C, T, H, W) -> target encoder (EMA, no grad) -> LayerNorm -> z_tgt (B, N, D)
+    x[ctx_idx]  -> online video encoder                      -> z (B, Kc, D)
+    CausalPredictor(z, ctx_idx, tgt_idx)                      -> (B, M, Kt, D)  vs  z_tgt[tgt_idx]
+Masks (`video.mask`): `future` = context is every token of the first video.context_frames frames, the target
+every later token (the predictor is frame-causal, so this is video prediction in latent space); `tube` =
+V-JEPA's 3-D multi-block masks (cfg.mask's blocks spanning all frames); `mixed` draws one per step.
+Collate takes a random temporal crop of video.frames frames from each (longer) video, flipped left-right when
+data.flip.
+
+VPixel: the same encoder, masks and predictor regress the raw pixels (normalised to [-1, 1]) of the target
+tubelets, (B, M, Kt, C*t*p*p), MSE: the pixel-space baseline (as MAE is for I-JEPA). No target encoder.
+
+Both expose `future_error(x, context_frames) -> (B, S)`: the mean L1 prediction error of each predicted time
+slice (S = (T - context_frames) / tubelet) given the first context_frames frames, the surprise signal of
+eval/surprise.py (latent for VJEPA, pixels for VPixel).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from openjepa.config import Config
+from openjepa.masking.tubes import TubeMasker, future_masks
+from openjepa.methods.ijepa import add_regulariser, prediction_loss, step_seed
+from openjepa.models.ema import ema_momentum, ema_update
+from openjepa.models.video import CausalPredictor, VideoTransformer, patchify3d
+from openjepa.models.vit import gather_tokens
+
+
+def build_video_encoder(cfg: Config) -> VideoTransformer:
+    m, v = cfg.model, cfg.video
+    return VideoTransformer(img_size=cfg.data.img_size, frames=v.frames, patch_size=m.patch_size, tubelet=v.tubelet,
+                            in_chans=cfg.data.channels, dim=m.dim, depth=m.depth, heads=m.heads, mlp_ratio=m.mlp_ratio)
+
+
+def temporal_crop(x: torch.Tensor, frames: int, generator: torch.Generator, flip: bool = False) -> torch.Tensor:
+    """A random window of `frames` frames of each video x (B, C, T, H, W) -> (B, C, frames, H, W), each
+    flipped left-right with probability 1/2 when `flip`."""
+    B, T = x.shape[0], x.shape[2]
+    if T < frames:
+        raise ValueError(f"videos have {T} frames, fewer than video.frames={frames}")
+    starts = torch.randint(0, T - frames + 1, (B,), generator=generator)
+    out = torch.stack([x[i, :, s:s + frames] for i, s in enumerate(starts.tolist())])
+    if flip:
+        f = torch.rand(B, generator=generator) < 0.5
+        out[f] = out[f].flip(-1)
+    return out
+
+
+class _VideoMethod(nn.Module):
+    """What VJEPA and VPixel share: encoder, masks, collate."""
+    is_video = True
+    batch_dims = {"x": 0, "ctx_idx": 0, "tgt_idx": 0}
+
+    def _build(self, cfg: Config, out_dim: int | None) -> None:
+        self.cfg = cfg
+        self.encoder = build_video_encoder(cfg)
+        m = cfg.model
+        self.grid = self.encoder.grid
+        self.predictor = CausalPredictor(self.grid, m.dim, m.pred_dim, m.pred_depth, m.pred_heads, m.mlp_ratio,
+                                         out_dim=out_dim)
+        k = cfg.mask
+        self.tube_masker = TubeMasker(self.grid, n_targets=k.n_targets, target_scale=k.target_scale,
+                                      target_aspect=k.target_aspect, context_scale=k.context_scale,
+                                      context_aspect=k.context_aspect, min_context=k.min_context)
+
+    def collate(self, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        v = self.cfg.video
+        x = temporal_crop(x, v.frames, generator, self.cfg.data.flip)
+        mode = v.mask
+        if mode == "mixed":
+            mode = "future" if torch.rand(1, generator=generator).item() < 0.5 else "tube"
+        if mode == "future":
+            ctx_idx, tgt_idx = future_masks(x.shape[0], self.grid, v.context_frames // v.tubelet)
+        else:
+            ctx_idx, tgt_idx = self.tube_masker(x.shape[0], generator)
+        return {"x": x, "ctx_idx": ctx_idx, "tgt_idx": tgt_idx, "seed": step_seed(generator)}
+
+    def _future(self, x: torch.Tensor, context_frames: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Prediction of every token after the first context_frames: (pred (B, 1, Kt, .), ctx_idx, tgt_idx)."""
+        t = self.cfg.video.tubelet
+        if context_frames % t:
+            raise ValueError(f"context_frames={context_frames} must be a multiple of the tubelet ({t})")
+        grid = (x.shape[2] // t, *self.grid[1:])
+        ctx_idx, tgt_idx = future_masks(x.shape[0], grid, context_frames // t)
+        ctx_idx, tgt_idx = ctx_idx.to(x.device), tgt_idx.to(x.device)
+        pred = self.predictor(self.encoder(x, ctx_idx), ctx_idx, tgt_idx)
+        return pred, ctx_idx, tgt_idx
+
+    @staticmethod
+    def _per_slice(err: torch.Tensor, per_slice: int) -> torch.Tensor:
+        """(B, Kt) token errors, slice-major -> (B, S) mean per time slice."""
+        return err.view(err.shape[0], -1, per_slice).mean(-1)
+
+
+class VJEPA(_VideoMethod):
+    has_target = True
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self._build(cfg, out_dim=None)
+        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False) if cfg.reg.ema else None
+
+    def _targets(self, x: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
+        B, M, Kt = tgt_idx.shape
+        with torch.no_grad():
+            z_tgt = self.eval_encoder()(x)  # (B, N, D)
+            z_tgt = F.layer_norm(z_tgt.float(), z_tgt.shape[-1:])
+            return gather_tokens(z_tgt, tgt_idx.reshape(B, M * Kt)).view(B, M, Kt, -1)  # (B, M, Kt, D)
+
+    def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        x, ctx_idx, tgt_idx = batch["x"], batch["ctx_idx"], batch["tgt_idx"]
+        z_tgt = self._targets(x, tgt_idx)
+        z = self.encoder(x, ctx_idx)  # (B, Kc, D)
+        pred = self.predictor(z, ctx_idx, tgt_idx)  # (B, M, Kt, D)
+        pred_loss = prediction_loss(pred, z_tgt, self.cfg.train.loss)
+        logs = {"pred_loss": pred_loss.item(), "ctx_tokens": float(ctx_idx.shape[1]),
+                "tgt_tokens": float(tgt_idx.shape[1] * tgt_idx.shape[2])}
+        loss, reg_logs = add_regulariser(pred_loss, z.float().mean(1), self.cfg.reg, int(batch["seed"]))
+        return loss, logs | reg_logs
+
+    @torch.no_grad()
+    def future_error(self, x: torch.Tensor, context_frames: int) -> torch.Tensor:
+        """Mean L1 latent error per predicted time slice: x (B, C, T, H, W) normalised -> (B, S)."""
+        pred, _, tgt_idx = self._future(x, context_frames)
+        err = (pred.float() - self._targets(x, tgt_idx)).abs().mean(-1)[:, 0]  # (B, Kt)
+        return self._per_slice(err, self.grid[1] * self.grid[2])
+
+    def on_step_end(self, step: int, total: int) -> dict[str, float]:
+        if self.target_encoder is None:
+            return {}
+        m = ema_momentum(step, total, self.cfg.optim.ema_start, self.cfg.optim.ema_end)
+        ema_update(self.target_encoder, self.encoder, m)
+        return {"ema": m}
+
+    def eval_encoder(self) -> nn.Module:
+        """The EMA target encoder (as in V-JEPA), else the online one."""
+        return self.target_encoder if self.target_encoder is not None else self.encoder
+
+
+class VPixel(_VideoMethod):
+    has_target = False
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        v = cfg.video
+        self._build(cfg, out_dim=cfg.data.channels * v.tubelet * cfg.model.patch_size ** 2)
+
+    def _pixels(self, x: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
+        B, M, Kt = tgt_idx.shape
+        px = patchify3d(x, self.cfg.video.tubelet, self.cfg.model.patch_size).float()  # (B, N, C*t*p*p)
+        return gather_tokens(px, tgt_idx.reshape(B, M * Kt)).view(B, M, Kt, -1)
+
+    def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        x, ctx_idx, tgt_idx = batch["x"], batch["ctx_idx"], batch["tgt_idx"]
+        z = self.encoder(x, ctx_idx)  # (B, Kc, D)
+        pred = self.predictor(z, ctx_idx, tgt_idx)  # (B, M, Kt, C*t*p*p)
+        pred_loss = F.mse_loss(pred.float(), self._pixels(x, tgt_idx))
+        logs = {"pred_loss": pred_loss.item(), "ctx_tokens": float(ctx_idx.shape[1]),
+                "tgt_tokens": float(tgt_idx.shape[1] * tgt_idx.shape[2])}
+        loss, reg_logs = add_regulariser(pred_loss, z.float().mean(1), self.cfg.reg, int(batch["seed"]))
+        return loss, logs | reg_logs
+
+    @torch.no_grad()
+    def future_error(self, x: torch.Tensor, context_frames: int) -> torch.Tensor:
+        """Mean L1 pixel error per predicted time slice: x (B, C, T, H, W) normalised -> (B, S)."""
+        pred, _, tgt_idx = self._future(x, context_frames)
+        err = (pred.float() - self._pixels(x, tgt_idx)).abs().mean(-1)[:, 0]  # (B, Kt)
+        return self._per_slice(err, self.grid[1] * self.grid[2])
+
+    def on_step_end(self, step: int, total: int) -> dict[str, float]:
+        return {}
+
+    def eval_encoder(self) -> nn.Module:
+        return self.encoder

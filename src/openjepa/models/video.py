@@ -1,0 +1,134 @@
+"""Video encoder and frame-causal predictor (V-JEPA, Bardes et al. 2024), built from the ViT parts.
+
+    TubeletEmbed     x (B, C, T, H, W) -> tokens (B, N, D), N = (T/t)(H/p)(W/p); non-overlapping t x p x p tubelets
+    VideoTransformer forward(x, idx=None) -> z (B, N or K, D): tubelets + fixed 3-D sin-cos positions + ViT blocks
+    CausalPredictor  forward(z_ctx, ctx_idx, tgt_idx) -> (B, M, Kt, out): mask-token predictor whose attention is
+                     frame-causal: a token at time slice s attends only to tokens at slices <= s
+
+Tokens are enumerated row-major over the grid (T', h, w): token k sits at time slice k // (h*w). Because the
+predictor is frame-causal, a prediction for a token at slice s is a function of the context tokens at slices
+<= s alone: changing a frame of a later slice cannot change it (tests/test_video_model.py).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from openjepa.models.vit import Block, gather_tokens, init_weights, rescale_blocks, sincos_pos_embed
+
+
+def patchify3d(x: torch.Tensor, tubelet: int, patch_size: int) -> torch.Tensor:
+    """Pixels of each tubelet: x (B, C, T, H, W) -> (B, N, C*t*p*p), tokens in TubeletEmbed's order, each
+    tubelet flattened as (C, t, p, p) (the layout of TubeletEmbed's Conv3d weight)."""
+    B, C, T, H, W = x.shape
+    t, p = tubelet, patch_size
+    if T % t or H % p or W % p:
+        raise ValueError(f"video {T}x{H}x{W} is not divisible by the tubelet {t}x{p}x{p}")
+    x = x.reshape(B, C, T // t, t, H // p, p, W // p, p).permute(0, 2, 4, 6, 1, 3, 5, 7)  # (B, T', h, w, C, t, p, p)
+    return x.reshape(B, (T // t) * (H // p) * (W // p), C * t * p * p)
+
+
+class TubeletEmbed(nn.Module):
+    """(B, C, T, H, W) -> (B, N, D) with a Conv3d of kernel = stride = (tubelet, p, p)."""
+
+    def __init__(self, img_size: int, frames: int, patch_size: int, tubelet: int, in_chans: int, dim: int):
+        super().__init__()
+        if img_size % patch_size or frames % tubelet:
+            raise ValueError(f"clip {frames}x{img_size}x{img_size} is not divisible by the tubelet "
+                             f"{tubelet}x{patch_size}x{patch_size}")
+        self.tubelet, self.patch_size = tubelet, patch_size
+        self.grid = (frames // tubelet, img_size // patch_size, img_size // patch_size)
+        self.num_patches = self.grid[0] * self.grid[1] * self.grid[2]
+        self.proj = nn.Conv3d(in_chans, dim, kernel_size=(tubelet, patch_size, patch_size),
+                              stride=(tubelet, patch_size, patch_size))
+
+    def reset_parameters(self) -> None:
+        """LeCun-normal, as PatchEmbed2D: tokens start at the scale of the positions."""
+        fan_in = self.proj.weight[0].numel()
+        nn.init.trunc_normal_(self.proj.weight, std=fan_in ** -0.5, a=-2 * fan_in ** -0.5, b=2 * fan_in ** -0.5)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x).flatten(2).transpose(1, 2)  # (B, D, T', h, w) -> (B, N, D)
+
+
+class VideoTransformer(nn.Module):
+    """Video ViT: x (B, C, T, H, W) -> z (B, N, D), or only the tokens at idx (B, K) -> (B, K, D) (gathered before
+    the blocks, so the other tokens' pixels cannot reach the output). Clips of another length (a multiple of
+    the tubelet; same H, W) get sin-cos positions for their own number of time slices."""
+
+    def __init__(self, img_size: int, frames: int, patch_size: int, tubelet: int, in_chans: int, dim: int,
+                 depth: int, heads: int, mlp_ratio: float = 4.0):
+        super().__init__()
+        self.dim = dim
+        self.patch_embed = TubeletEmbed(img_size, frames, patch_size, tubelet, in_chans, dim)
+        self.grid = self.patch_embed.grid
+        self.register_buffer("pos_embed", sincos_pos_embed(dim, self.grid).unsqueeze(0), persistent=False)
+        self.blocks = nn.ModuleList([Block(dim, heads, mlp_ratio) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        init_weights(self)
+        self.patch_embed.reset_parameters()
+        rescale_blocks(self.blocks)
+
+    @property
+    def num_patches(self) -> int:
+        return self.patch_embed.num_patches
+
+    def forward(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        if x.dim() != 5:
+            raise ValueError(f"expected a video batch (B, C, T, H, W), got shape {tuple(x.shape)}")
+        t, p = self.patch_embed.tubelet, self.patch_embed.patch_size
+        grid = (x.shape[2] // t, x.shape[3] // p, x.shape[4] // p)
+        if grid[1:] != self.grid[1:]:
+            raise ValueError(f"video frames {tuple(x.shape[3:])} differ from the model's "
+                             f"{self.grid[1] * p}x{self.grid[2] * p}")
+        pos = self.pos_embed if grid == self.grid else sincos_pos_embed(self.dim, grid).unsqueeze(0).to(x.device)
+        z = self.patch_embed(x) + pos  # (B, N, D)
+        if idx is not None:
+            z = gather_tokens(z, idx)  # (B, K, D)
+        for blk in self.blocks:
+            z = blk(z)
+        return self.norm(z)
+
+
+class CausalPredictor(nn.Module):
+    """Narrow mask-token predictor with frame-causal attention over a (T', h, w) token grid.
+
+    z_ctx (B, Kc, D) at ctx_idx (B, Kc); M target sets tgt_idx (B, M, Kt) -> predictions (B, M, Kt, out_dim or D).
+    Each target set is predicted in its own sequence [context; mask tokens] (B*M, Kc + Kt, Dp), as in I-JEPA;
+    in it, token i may attend to token j only if slice(j) <= slice(i)."""
+
+    def __init__(self, grid: tuple[int, int, int], dim: int, pred_dim: int, depth: int, heads: int,
+                 mlp_ratio: float = 4.0, out_dim: int | None = None):
+        super().__init__()
+        self.per_slice = grid[1] * grid[2]
+        self.embed = nn.Linear(dim, pred_dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, pred_dim))
+        self.register_buffer("pos_embed", sincos_pos_embed(pred_dim, grid).unsqueeze(0), persistent=False)
+        self.blocks = nn.ModuleList([Block(pred_dim, heads, mlp_ratio) for _ in range(depth)])
+        self.norm = nn.LayerNorm(pred_dim)
+        self.head = nn.Linear(pred_dim, dim if out_dim is None else out_dim)
+        init_weights(self)
+        rescale_blocks(self.blocks)
+        nn.init.trunc_normal_(self.mask_token, std=0.02)
+
+    def causal_mask(self, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
+        """(B*M, 1, L, L) bool, True where attention is allowed: key slice <= query slice."""
+        B, M, Kt = tgt_idx.shape
+        slices = torch.cat([ctx_idx.unsqueeze(1).expand(-1, M, -1), tgt_idx], dim=2) // self.per_slice  # (B, M, L)
+        slices = slices.flatten(0, 1)  # (B*M, L)
+        return (slices[:, None, :] <= slices[:, :, None]).unsqueeze(1)
+
+    def forward(self, z_ctx: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
+        B, M, Kt = tgt_idx.shape
+        Kc = ctx_idx.shape[1]
+        pos = self.pos_embed.expand(B, -1, -1)  # (B, N, Dp)
+        ctx = self.embed(z_ctx) + gather_tokens(pos, ctx_idx)  # (B, Kc, Dp)
+        queries = self.mask_token + gather_tokens(pos, tgt_idx.reshape(B, M * Kt)).view(B, M, Kt, -1)  # (B, M, Kt, Dp)
+        h = torch.cat([ctx.unsqueeze(1).expand(-1, M, -1, -1), queries], dim=2).flatten(0, 1)  # (B*M, Kc+Kt, Dp)
+        mask = self.causal_mask(ctx_idx, tgt_idx)
+        for blk in self.blocks:
+            h = blk(h, mask)
+        out = self.head(self.norm(h[:, Kc:]))  # (B*M, Kt, out)
+        return out.view(B, M, Kt, -1)

@@ -1,0 +1,45 @@
+"""`openjepa bench physics` output contract on a tiny budget, and the scoring functions."""
+
+import json
+
+import pytest
+import torch
+
+import openjepa.bench.physics as bp
+from openjepa.cli import main
+
+TINY = {"n_quads": 1, "probe_videos": 10,
+        "overrides": ["--data.img_size=16", "--data.channels=1", "--data.batch_size=8", "--model.patch_size=4",
+                      "--model.dim=16", "--model.depth=1", "--model.heads=2", "--model.pred_dim=16",
+                      "--model.pred_depth=1", "--model.pred_heads=2", "--video.frames=8", "--video.context_frames=4",
+                      "--video.physics_videos=40", "--train.steps=2", "--train.monitor_every=0",
+                      "--train.precision=fp32"]}
+
+
+def test_scores():
+    assert bp.auroc([0.0, 1.0], [2.0, 3.0]) == 1.0
+    assert bp.auroc([1.0], [1.0]) == 0.5
+    s = bp.score_property([(1, 1, 2, 2), (1, 1, 0.5, 0.5), (1, 2, 1, 2)])
+    assert s["relative_accuracy"] == pytest.approx(0.5)  # right, wrong, tie
+    z = torch.randn(200, 5)
+    y = z[:, :2] * 3 + 1
+    assert bp.ridge_r2(z, y, 150) > 0.99
+    assert bp.ridge_r2(torch.randn(200, 5), y, 150) < 0.2
+
+
+def test_suite_rows(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(bp, "QUICK", TINY)
+    out = tmp_path / "physics.json"
+    assert main(["bench", "physics", "--quick", "--out", str(out), "--workdir", str(tmp_path / "work")]) == 0
+    result = json.loads(out.read_text())
+    assert result["suite"] == "physics" and result["git_sha"] and result["machine"]
+    rows = result["rows"]
+    assert {(r["model"], r["property"]) for r in rows} == {(m, p) for m in ("jepa", "pixel", "untrained")
+                                                           for p in bp.PROPERTIES}
+    for r in rows:
+        assert {"model", "property", "relative_accuracy", "auroc"} <= set(r)
+        assert 0 <= r["relative_accuracy"] <= 1 and 0 <= r["auroc"] <= 1
+    assert all(len(r["per_init"]) == bp.N_UNTRAINED for r in rows if r["model"] == "untrained")
+    assert {(r["model"], r["probe"]) for r in result["probe_rows"]} == {
+        (m, p) for m in ("raw_pixels", "jepa", "pixel", "untrained") for p in ("position", "velocity")}
+    assert len(result["figures"]) == len(bp.PROPERTIES)

@@ -1,0 +1,147 @@
+"""`openjepa surprise` on a tiny trained checkpoint, every video format, and clear errors for bad videos."""
+
+import glob
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from openjepa.cli import main
+from openjepa.config import build_config
+from openjepa.data.video import load_video, load_video_clips
+from openjepa.eval.surprise import video_surprise, window_starts
+from openjepa.train.loop import train
+
+TINY = ["--train.method=vjepa", "--data.dataset=physics", "--data.img_size=16", "--data.channels=1",
+        "--data.batch_size=8", "--model.patch_size=4", "--model.dim=32", "--model.depth=1", "--model.heads=2",
+        "--model.pred_dim=16", "--model.pred_depth=1", "--model.pred_heads=2", "--video.frames=8",
+        "--video.context_frames=4", "--video.physics_frames=12", "--video.physics_videos=40",
+        "--mask.context_scale=[1.0,1.0]", "--mask.min_context=2", "--train.precision=fp32", "--train.steps=3",
+        "--train.monitor_every=3", "--train.monitor_samples=16", "--train.progress=false"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("vjepa")
+    summary = train(build_config({}, TINY), d, log=lambda *a: None)
+    assert summary["finished"]
+    return d
+
+
+def write_video_file(path, frames, codec="mpeg4"):
+    import av
+
+    with av.open(str(path), "w") as out:
+        s = out.add_stream(codec, rate=10)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for f in frames:
+            for packet in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(packet)
+        for packet in s.encode():
+            out.mux(packet)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    d = tmp_path_factory.mktemp("videos")
+    rng = np.random.default_rng(0)
+    rgb = (rng.random((14, 24, 32, 3)) * 255).astype(np.uint8)
+    np.save(d / "grey.npy", rgb[..., 0])  # (T, H, W), not square: resized + cropped
+    np.save(d / "float_rgb.npy", rgb[:6].astype(np.float32) / 255)  # shorter than the model's clip: padded
+    (d / "frames").mkdir()
+    for t in range(10):
+        Image.fromarray(rgb[t]).save(d / "frames" / f"{t:03d}.png")
+    write_video_file(d / "clip.mp4", rgb)
+    write_video_file(d / "clip.avi", rgb[:12])
+    return d, {"grey.npy": 14, "float_rgb.npy": 6, "frames": 10, "clip.mp4": 14, "clip.avi": 12}
+
+
+def test_each_format_loads_to_model_input(videos, tmp_path):
+    d, lengths = videos
+    for name, T in lengths.items():
+        x = load_video(d / name, 16, 1)
+        assert x.dtype == torch.uint8 and x.shape == (1, T, 16, 16), name
+    assert load_video(d / "clip.mp4", 16, 3).shape == (3, 14, 16, 16)
+    assert load_video(d / "clip.mp4", 16, 3, fps=5).shape[1] == 7  # 10 fps -> 5 fps
+    # a folder of frames and the same frames as an array give the same model input
+    frames = np.stack([np.asarray(Image.open(p)) for p in sorted((d / "frames").iterdir())])
+    np.save(tmp_path / "same.npy", frames)
+    assert torch.equal(load_video(d / "frames", 16, 3), load_video(tmp_path / "same.npy", 16, 3))
+    # a flat-colour video survives the lossy codec within a few grey levels
+    flat = np.full((6, 16, 16, 3), 90, np.uint8)
+    write_video_file(tmp_path / "flat.mp4", flat)
+    assert (load_video(tmp_path / "flat.mp4", 16, 3).float() - 90).abs().max() <= 4
+
+
+def test_surprise_cli_every_format(run_dir, videos, tmp_path, capsys):
+    d, lengths = videos
+    paths = [str(d / n) for n in lengths]
+    plot = tmp_path / "s.png"
+    assert main(["surprise", str(run_dir), *paths, "--json", "--plot", str(plot)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["path"] for r in out] == paths
+    for r, T in zip(out, lengths.values()):
+        assert set(r) == {"path", "surprise_mean", "surprise_max", "per_frame"}
+        assert len(r["per_frame"]) == T
+        assert r["per_frame"][:4] == [None] * 4  # context frames are never predicted
+        assert all(v is not None and v >= 0 for v in r["per_frame"][4:])
+        assert 0 <= r["surprise_mean"] <= r["surprise_max"]
+    assert plot.stat().st_size > 1000
+    assert main(["surprise", str(run_dir), paths[0], "--context", "2"]) == 0
+    assert "surprise_mean" in capsys.readouterr().out
+    assert main(["surprise", str(run_dir), paths[0], "--context", "3"]) == 2  # not a multiple of the tubelet
+
+
+def test_windows_slide_over_the_video(run_dir):
+    from openjepa.train.checkpoint import load_method
+
+    method, cfg, _ = load_method(run_dir)
+    assert window_starts(14, 8, 2) == [0, 2, 4, 6]
+    assert window_starts(13, 8, 2) == [0, 2, 4, 5]
+    x = torch.randint(0, 255, (1, 14, 16, 16), dtype=torch.uint8)
+    r = video_surprise(method, x)
+    assert r["window_starts"] == [0, 2, 4, 6] and len(r["windows"]) == 4
+    assert r["surprise_max"] == max(r["windows"])
+
+
+def test_bad_videos_name_the_file(run_dir, tmp_path, capsys):
+    bad = {"rank.npy": np.zeros((4, 4), np.uint8), "empty.npy": np.zeros((0, 8, 8), np.uint8),
+           "channels.npy": np.zeros((3, 8, 8, 5), np.uint8)}
+    for name, a in bad.items():
+        np.save(tmp_path / name, a)
+    (tmp_path / "broken.mp4").write_bytes(b"this is not a video" * 10)
+    (tmp_path / "broken.npy.npy").write_bytes(b"garbage")
+    (tmp_path / "noframes").mkdir()
+    for name in [*bad, "broken.mp4", "broken.npy.npy", "noframes"]:
+        with pytest.raises(ValueError, match=name):
+            load_video(tmp_path / name, 16, 1)
+        assert main(["surprise", str(run_dir), str(tmp_path / name)]) == 2
+        assert name in capsys.readouterr().err
+
+
+def test_training_on_a_folder_of_user_videos(videos, tmp_path):
+    d, _ = videos
+    clips = load_video_clips(d, 16, 1, 4)
+    assert clips.shape == (3 + 1 + 2 + 3 + 3, 1, 4, 16, 16)
+
+
+REAL = sorted(glob.glob("/usr/share/doc/opencv-doc/examples/data/*.avi") +
+              glob.glob("/usr/share/doc/opencv-doc/examples/data/*.mp4"))
+
+
+@pytest.mark.skipif(not REAL, reason="Debian's opencv-doc clips are not installed")
+def test_real_clip(run_dir):
+    x = load_video(REAL[0], 16, 1)
+    assert x.shape[0] == 1 and x.shape[1] > 8
+
+
+def test_export_and_eval_know_video_models(run_dir, tmp_path, capsys):
+    import openjepa
+
+    assert main(["export", str(run_dir), "--out", str(tmp_path / "enc")]) == 0
+    enc = openjepa.load_encoder(tmp_path / "enc")
+    assert enc(torch.zeros(1, 1, 8, 16, 16)).shape == (1, 4 * 4 * 4, 32)  # 4 slices x 4 x 4
+    assert main(["eval", str(run_dir)]) == 2
+    assert "video world model" in capsys.readouterr().err
