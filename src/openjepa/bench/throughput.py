@@ -40,6 +40,7 @@ from openjepa.train.run import find_preset, load_train_data, provenance, select_
 CONFIGS = [
     ("ijepa_vit_cpu", "ijepa_vit_cpu", "cpu", []),
     ("lejepa_vit_cpu", "lejepa_vit_cpu", "cpu", []),
+    ("vjepa_physics_cpu", "vjepa_physics_cpu", "cpu", ["--video.physics_videos=128"]),  # same steps, fewer videos
     ("ijepa_vits_gpu", "ijepa_vit_gpu", "cuda", ["--data.dataset=synthetic"]),
     ("ijepa_vitb_gpu", "ijepa_vitb_gpu", "cuda", ["--data.dataset=synthetic"]),
 ]
