@@ -13,9 +13,11 @@ and no training loop of its own (see openjepa.train.loop).
 from openjepa.methods.ijepa import IJEPA
 from openjepa.methods.lejepa import LeJEPA
 from openjepa.methods.mae import MAE
+from openjepa.methods.world_model import WorldModel
 
 METHODS = {
     "ijepa": IJEPA,
     "lejepa": LeJEPA,
     "mae": MAE,
+    "world_model": WorldModel,  # action-conditioned latent dynamics on trajectories (data.dataset=trajectories)
 }

@@ -82,11 +82,29 @@ def image_folder(cfg: Config) -> tuple[torch.Tensor, torch.Tensor | None]:
     return load_images(d.path, d.img_size, d.channels, skip_bad=d.skip_bad)
 
 
+def trajectories(cfg: Config) -> tuple[dict[str, torch.Tensor], None]:
+    """A collected trajectory dataset (data/trajectories.py; `openjepa data collect`) at data.path:
+    {"obs": uint8 (N, T+1, C, H, W), "a": float32 (N, T, A), "pos": (N, T+1, 2)}, no labels."""
+    from openjepa.data.trajectories import load_trajectories
+
+    if not cfg.data.path:
+        raise ValueError("data.dataset=trajectories needs --data.path=DIR (make one with `openjepa data collect "
+                         "two_rooms --episodes 3000 --out DIR`)")
+    x, meta = load_trajectories(cfg.data.path)
+    C, H, W = x["obs"].shape[2:]
+    if (C, H) != (cfg.data.channels, cfg.data.img_size) or H != W:
+        raise ValueError(f"{cfg.data.path}: observations are {C}x{H}x{W}; set --data.channels={C} --data.img_size={H}")
+    if x["a"].shape[-1] != cfg.world.action_dim:
+        raise ValueError(f"{cfg.data.path}: actions have {x['a'].shape[-1]} dims; set --world.action_dim={x['a'].shape[-1]}")
+    return x, None
+
+
 # data.dataset -> loader(cfg) -> (x, y): x uint8 (N, C, H, W) images, or a tensor / dict of tensors sharing their
 # first axis (see data/stream.py) for other kinds of data; y integer labels (N,) or None
 DATASETS = {
     "fashion_mnist": fashion_mnist_train,
     "images": image_folder,
+    "trajectories": trajectories,
 }
 
 
