@@ -24,7 +24,7 @@ class MPPI:
     action_high: torch.Tensor  # (A,)
     samples: int = 200
     iters: int = 10
-    temperature: float = 0.05  # relative to the spread of costs (costs are divided by their std per problem)
+    temperature: float = 0.2  # relative to the spread of costs (costs are divided by their std per problem)
     init_std: float | None = None  # default: half the action range
     min_std: float = 1e-3
     max_norm: float | None = None
