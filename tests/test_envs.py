@@ -114,3 +114,20 @@ def test_collect_writes_documented_format(tmp_path):
 
 def test_registry_names_envs():
     assert ENVS["two_rooms"][0] is TwoRoomsEnv
+
+
+def test_four_rooms_conforms_and_puts_goal_in_the_opposite_room():
+    env = ENVS["four_rooms"][0]()
+    check_env(env)
+    for seed in range(30):
+        _, info = env.reset(seed=seed)
+        assert env.room(info["pos"]) + env.room(info["goal"]) == 3  # diagonal rooms: 0-3 or 1-2
+    c = env.cfg
+    assert env.blocked(np.array([c.wall_x, c.wall_y]))  # the cross
+    assert not env.blocked(np.array([c.wall_x, c.door_up_y])) and not env.blocked(np.array([c.door_left_x, c.wall_y]))
+    env.reset(seed=0, options={"start": [10.0, 10.0], "goal": [50.0, 50.0]})
+    for _ in range(30):
+        env.step([0.0, 2.4])  # down the left side: the horizontal wall stops it (door at x=18)
+    assert env.pos[1] < c.wall_y
+    with pytest.raises(ValueError, match="env.door_left_x"):
+        ENVS["four_rooms"][1](door_left_x=40.0)

@@ -1,6 +1,7 @@
 """CEM and MPPI against closed-form optima; the MPC loop; `openjepa plan` end to end on a tiny model."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,3 +122,25 @@ def test_plan_cli_end_to_end_on_a_tiny_model(tmp_path, capsys):
     assert pic.stat().st_size > 1000 and gif.read_bytes()[:3] == b"GIF"
     assert main(["plan", str(tmp_path / "run"), "--env.no_such_key=1"]) == 2
     assert "env.no_such_key" in capsys.readouterr().err
+
+
+def test_bench_planning_writes_rows_and_figures(tmp_path, monkeypatch, capsys):
+    from openjepa.bench import planning
+    from openjepa.cli import main
+
+    monkeypatch.setattr(planning, "QUICK", {"episodes_data": 24, "train": ["--train.steps=2", "--train.monitor_every=0",
+                                                                         "--world.rollout=4", "--data.batch_size=8"],
+                                            "episodes": 2, "samples": 8, "iters": 1, "horizon": 4, "max_steps": 3})
+    out = tmp_path / "planning.json"
+    assert main(["bench", "planning", "--quick", "--out", str(out), "--workdir", str(tmp_path / "w"),
+                 "--train.precision=fp32", "--model.dim=16", "--model.pred_dim=16"]) == 0
+    result = json.loads(out.read_text())
+    assert result["suite"] == "planning" and result["git_sha"] and result["machine"]
+    keys = {"env", "planner", "episodes", "success_rate", "mean_final_distance", "seconds_per_step", "layout"}
+    assert all(keys <= set(r) for r in result["rows"])
+    layouts = {r["layout"] for r in result["rows"]}
+    assert "train" in layouts and any(lay.startswith("unseen") for lay in layouts)
+    for layout in layouts:
+        assert sorted(r["planner"] for r in result["rows"] if r["layout"] == layout) == ["cem", "mppi", "random"]
+    assert any(f.endswith("_energy.png") for f in result["figures"])
+    assert all(Path(f).stat().st_size > 1000 for f in result["figures"])

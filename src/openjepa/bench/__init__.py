@@ -3,8 +3,10 @@
 
 from openjepa.bench.collapse import run_collapse
 from openjepa.bench.images import run_images
+from openjepa.bench.planning import run_planning
 
 SUITES = {
     "images": run_images,
     "collapse": run_collapse,
+    "planning": run_planning,
 }

@@ -9,9 +9,9 @@
 Cost (PLDM / EB-JEPA): the L2 distance between imagined states and the goal state, summed over all H imagined
 steps (`cost="sum"`) or taken at the last one (`cost="last"`).
 
-E episodes run side by side (one batched plan for all unfinished ones): `seconds_per_step` is the planning
-wall time per executed step of every env, i.e. the latency an agent running alone would see only if the batch
-were free; with E=1 it is exactly the single-agent latency.
+E episodes run side by side (one batched plan for all unfinished ones). `seconds_per_step` is the planning wall
+time divided by the env steps executed (amortised over the envs planned together); with E=1 it is the latency
+of a single agent. `seconds_per_replan` is the wall time of one batched planning call.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ class Episodes:
     final_distance: list[float]
     steps: list[int]
     seconds_per_step: float
+    seconds_per_replan: float = 0.0
     paths: list[list[np.ndarray]] = field(default_factory=list)  # executed positions per episode
     goals: list[np.ndarray] = field(default_factory=list)
     plans: list[list[tuple[np.ndarray, np.ndarray]]] = field(default_factory=list)  # (position, planned actions (H, A))
@@ -87,7 +88,7 @@ def run_mpc(model, envs: list, seeds: list[int], planner, replan_every: int = 1,
     frames = [envs[0].render()] if record_frames else []
     A = envs[0].action_space.shape[0]
     warm = torch.zeros(E, planner.horizon, A)
-    plan_seconds, executed = 0.0, 0
+    plan_seconds, executed, replans = 0.0, 0, 0
     t = 0
     while t < limit and not all(done):
         live = [e for e in range(E) if not done[e]]
@@ -96,8 +97,8 @@ def run_mpc(model, envs: list, seeds: list[int], planner, replan_every: int = 1,
         plan, _ = planner.plan(latent_cost(model, s0, s_goal[live], cost), batch=len(live), init_mean=warm[live],
                                generator=generator)  # (L, H, A)
         plan_seconds += time.perf_counter() - t0
+        replans += 1
         k = min(replan_every, limit - t)
-        executed += k
         for j, e in enumerate(live):
             plans[e].append((infos[e]["pos"].copy(), plan[j].numpy().copy()))
             for i in range(k):
@@ -105,6 +106,7 @@ def run_mpc(model, envs: list, seeds: list[int], planner, replan_every: int = 1,
                     break
                 obs[e], _, term, trunc, infos[e] = envs[e].step(plan[j, i].numpy())
                 steps[e] += 1
+                executed += 1
                 paths[e].append(infos[e]["pos"].copy())
                 if record_frames and e == 0:
                     frames.append(envs[0].render())
@@ -113,7 +115,8 @@ def run_mpc(model, envs: list, seeds: list[int], planner, replan_every: int = 1,
         warm[live] = shifted
         t += k
     return Episodes(success=[env.is_success() for env in envs], final_distance=[env.distance() for env in envs],
-                    steps=steps, seconds_per_step=plan_seconds / max(executed, 1), paths=paths,
+                    steps=steps, seconds_per_step=plan_seconds / max(executed, 1),
+                    seconds_per_replan=plan_seconds / max(replans, 1), paths=paths,
                     goals=[env.goal.copy() for env in envs], plans=plans, frames=frames)
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import typing
 
+from openjepa.data.envs.four_rooms import FourRoomsConfig, FourRoomsEnv
 from openjepa.data.envs.two_rooms import TwoRoomsConfig, TwoRoomsEnv
 
 ENVS = {
     "two_rooms": (TwoRoomsEnv, TwoRoomsConfig),
+    "four_rooms": (FourRoomsEnv, FourRoomsConfig),
 }
 
 

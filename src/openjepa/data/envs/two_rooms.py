@@ -99,41 +99,41 @@ class TwoRoomsEnv(gym.Env):
         self._walls = self._wall_image()
 
     # --- geometry ---------------------------------------------------------------------------------------
-    def blocked(self, p: np.ndarray) -> bool:
-        """Whether point p = (x, y) lies inside a wall (border, dividing wall outside the door)."""
+    def blocked_xy(self, x, y):
+        """Whether points (x, y) (arrays or floats) lie inside a wall: border, or dividing wall outside the door."""
         c = self.cfg
-        x, y = p
-        if x < c.border or y < c.border or x > c.size - 1 - c.border or y > c.size - 1 - c.border:
-            return True
-        if abs(x - c.wall_x) <= c.wall_width / 2:
-            return abs(y - self.door_y) > c.door_size / 2
-        return False
+        border = (x < c.border) | (y < c.border) | (x > c.size - 1 - c.border) | (y > c.size - 1 - c.border)
+        wall = (np.abs(x - c.wall_x) <= c.wall_width / 2) & (np.abs(y - self.door_y) > c.door_size / 2)
+        return border | wall
+
+    def blocked(self, p: np.ndarray) -> bool:
+        """Whether point p = (x, y) lies inside a wall."""
+        return bool(self.blocked_xy(p[0], p[1]))
 
     def room(self, p: np.ndarray) -> int:
         """0 left of the dividing wall, 1 right of it."""
         return int(p[0] > self.cfg.wall_x)
 
     def _wall_image(self) -> np.ndarray:
-        c = self.cfg
-        x, y = self._xx, self._yy
-        border = (x < c.border) | (y < c.border) | (x > c.size - 1 - c.border) | (y > c.size - 1 - c.border)
-        wall = (np.abs(x - c.wall_x) <= c.wall_width / 2) & (np.abs(y - self.door_y) > c.door_size / 2)
-        return border | wall  # (size, size) bool, [row, column]
+        return self.blocked_xy(self._xx, self._yy)  # (size, size) bool, [row, column]
 
     def _sample_point(self, room: int | None) -> np.ndarray:
+        """Uniform over the free space of `room` (any room if None), `margin` px away from every wall."""
         c = self.cfg
-        lo = c.border + c.margin
-        hi = c.size - 1 - c.border - c.margin
-        while True:
-            if room is None:
-                x = self.np_random.uniform(lo, hi)
-            elif room == 0:
-                x = self.np_random.uniform(lo, c.wall_x - c.wall_width / 2 - c.margin)
-            else:
-                x = self.np_random.uniform(c.wall_x + c.wall_width / 2 + c.margin, hi)
-            p = np.array([x, self.np_random.uniform(lo, hi)])
-            if not self.blocked(p) and abs(p[0] - c.wall_x) > c.wall_width / 2 + c.margin:
+        lo, hi = c.border + c.margin, c.size - 1 - c.border - c.margin
+        offsets = c.margin * np.array([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1], [1, 1], [-1, -1], [1, -1], [-1, 1]])
+        for _ in range(10_000):
+            p = self.np_random.uniform(lo, hi, size=2)
+            near = p + offsets  # (9, 2): the point and its margin neighbourhood
+            if (room is None or self.room(p) == room) and not self.blocked_xy(near[:, 0], near[:, 1]).any():
                 return p
+        raise ValueError(f"no free point in room {room} of this layout (env.margin={c.margin} too large?)")
+
+    def goal_room(self, start_room: int) -> int:
+        """The room the goal is drawn from in the different_rooms task."""
+        return 1 - start_room
+
+    n_rooms = 2
 
     # --- gymnasium API ----------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -148,9 +148,9 @@ class TwoRoomsEnv(gym.Env):
         else:
             self.door_y = float(c.door_y)
         self._walls = self._wall_image()
-        start_room = None if c.start_goal == "any" else int(self.np_random.integers(2))
+        start_room = None if c.start_goal == "any" else int(self.np_random.integers(self.n_rooms))
         goal_room = {"any": None, "same_room": start_room,
-                     "different_rooms": None if start_room is None else 1 - start_room}[c.start_goal]
+                     "different_rooms": None if start_room is None else self.goal_room(start_room)}[c.start_goal]
         self.pos = np.asarray(options["start"], dtype=np.float64) if "start" in options else self._sample_point(start_room)
         self.goal = np.asarray(options["goal"], dtype=np.float64) if "goal" in options else self._sample_point(goal_room)
         for name, p in (("start", self.pos), ("goal", self.goal)):
