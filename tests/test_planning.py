@@ -138,9 +138,11 @@ def test_bench_planning_writes_rows_and_figures(tmp_path, monkeypatch, capsys):
     assert result["suite"] == "planning" and result["git_sha"] and result["machine"]
     keys = {"env", "planner", "episodes", "success_rate", "mean_final_distance", "seconds_per_step", "layout"}
     assert all(keys <= set(r) for r in result["rows"])
-    layouts = {r["layout"] for r in result["rows"]}
-    assert "train" in layouts and any(lay.startswith("unseen") for lay in layouts)
-    for layout in layouts:
-        assert sorted(r["planner"] for r in result["rows"] if r["layout"] == layout) == ["cem", "mppi", "random"]
+    layouts = {(r["env"], r["layout"]) for r in result["rows"]}
+    assert {env for env, _ in layouts} == {"two_rooms", "four_rooms"}
+    assert ("two_rooms", "train") in layouts and any(lay.startswith("unseen") for _, lay in layouts)
+    for env, layout in layouts:
+        assert sorted(r["planner"] for r in result["rows"] if (r["env"], r["layout"]) == (env, layout)) == \
+            ["cem", "mppi", "random"]
     assert any(f.endswith("_energy.png") for f in result["figures"])
     assert all(Path(f).stat().st_size > 1000 for f in result["figures"])

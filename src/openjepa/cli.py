@@ -180,7 +180,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     result = plan_episodes(args.checkpoint, args.env, args.overrides, planner=args.planner, episodes=args.episodes,
                            horizon=args.horizon, samples=args.samples, iters=args.iters,
                            replan_every=args.replan_every, cost=args.cost, seed=args.seed, parallel=args.parallel,
-                           picture=args.picture, gif=args.gif)
+                           picture=args.picture, gif=args.gif, threads=args.threads)
     if args.json:
         print(json.dumps(result))
     else:
@@ -296,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--seed", type=int, default=1000, help="episode i uses env seed SEED + i")
     pl.add_argument("--picture", metavar="PNG", help="save planned vs executed trajectories of a few episodes")
     pl.add_argument("--gif", metavar="GIF", help="save an animation of the first episode")
+    pl.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's; 1 is fastest on a "
+                    "busy machine)")
     pl.add_argument("--json", action="store_true", help="print the result as one JSON line")
     pl.set_defaults(func=cmd_plan)
     return p
