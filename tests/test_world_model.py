@@ -106,3 +106,13 @@ def test_trains_on_collected_data_with_the_loop(tmp_path):
     bad = build_config({}, TINY + [f"--data.dataset=trajectories", f"--data.path={data}", "--data.img_size=64"])
     with pytest.raises(ValueError, match="data.img_size=65"):
         train(bad, tmp_path / "run2", log=lambda *a: None)
+
+
+@pytest.mark.parametrize("preset", ["world_model_two_rooms", "world_model_four_rooms"])
+def test_presets_load(preset):
+    from openjepa.config import load_config
+    from openjepa.train.run import find_preset
+
+    cfg = load_config(find_preset(preset))
+    assert cfg.train.method == "world_model" and cfg.data.dataset == "trajectories" and cfg.model.encoder == "cnn"
+    assert cfg.world.rollout == cfg.world.frames - 1
