@@ -2,7 +2,7 @@
 
 Budget (full): 3,000 random-walk episodes of 16 steps; the `world_model_two_rooms` preset (its own step budget,
 <= 45 min on 2 CPU cores); then MPC episodes (start and goal in different rooms) with CEM and MPPI
-(200 samples, 10 iterations, horizon 16, one action per replan, summed cost), the random-action baseline on the
+(100 samples, 5 iterations, horizon 16, one action per replan, summed cost), the random-action baseline on the
 same episodes, and the same planners on layouts never seen in training (door moved, wall moved). Rows:
 
     {"env", "layout", "planner", "episodes", "success_rate", "mean_final_distance", "seconds_per_step", ...}
@@ -44,7 +44,7 @@ LAYOUTS = {
         "unseen_doors_moved": ["--env.door_up_y=10", "--env.door_right_x=54"],
     },
 }
-FULL = {"episodes_data": 3000, "train": [], "episodes": 50, "samples": 200, "iters": 10, "horizon": 16,
+FULL = {"episodes_data": 3000, "train": [], "episodes": 50, "samples": 100, "iters": 5, "horizon": 16,
         "max_steps": 0}  # 0: the env's own limit (200 Two-Rooms, 300 Four-Rooms)
 QUICK = {"episodes_data": 300, "train": ["--train.steps=60", "--train.monitor_every=0", "--world.rollout=8"],
          "episodes": 4, "samples": 48, "iters": 3, "horizon": 8, "max_steps": 40}

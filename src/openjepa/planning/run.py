@@ -34,7 +34,10 @@ def build_planner(name: str, env, horizon: int, samples: int = 200, iters: int =
 def load_world_model(checkpoint: str | Path):
     from openjepa.train.checkpoint import load_method
 
-    model, cfg, _ = load_method(checkpoint)
+    path = Path(checkpoint)
+    if path.is_dir() and (path / "checkpoints" / "last.pt").is_file():
+        path = path / "checkpoints" / "last.pt"  # a run's best.pt follows the online RankMe, not planning success
+    model, cfg, _ = load_method(path)
     if not hasattr(model, "imagine"):
         raise ValueError(f"{checkpoint} holds a {cfg.train.method!r} model; planning needs a world_model checkpoint")
     return model, cfg
