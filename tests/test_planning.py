@@ -66,6 +66,15 @@ def test_cem_validates():
         CEM(horizon=3, action_low=BOX[0], action_high=BOX[1], samples=10, elites=20)
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: one thread avoids oversubscription stalls on a busy machine (restored afterwards)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 class OracleModel:
     """A 'world model' whose latent is the agent position and whose dynamics ignore walls; encodes by reading the
     dot's centroid from the observation. MPC with it must solve same-room Two-Rooms tasks."""
@@ -97,7 +106,7 @@ def test_mpc_with_an_oracle_model_succeeds(name):
     assert np.mean(rnd.final_distance) > np.mean(res.final_distance)
 
 
-def test_plan_cli_end_to_end_on_a_tiny_model(tmp_path, capsys):
+def test_plan_cli_end_to_end_on_a_tiny_model(tmp_path, capsys, one_thread):
     from openjepa.cli import main
     from openjepa.config import build_config
     from openjepa.data.trajectories import collect
@@ -124,13 +133,15 @@ def test_plan_cli_end_to_end_on_a_tiny_model(tmp_path, capsys):
     assert "env.no_such_key" in capsys.readouterr().err
 
 
-def test_bench_planning_writes_rows_and_figures(tmp_path, monkeypatch, capsys):
+def test_bench_planning_writes_rows_and_figures(tmp_path, monkeypatch, capsys, one_thread):
     from openjepa.bench import planning
     from openjepa.cli import main
 
     monkeypatch.setattr(planning, "QUICK", {"episodes_data": 24, "train": ["--train.steps=2", "--train.monitor_every=0",
                                                                          "--world.rollout=4", "--data.batch_size=8"],
                                             "episodes": 2, "samples": 8, "iters": 1, "horizon": 4, "max_steps": 3})
+    monkeypatch.setattr(planning, "LAYOUTS", {"two_rooms": {"train": [], "unseen_door_y20": ["--env.door_y=20"]},
+                                              "four_rooms": {"train": []}})
     out = tmp_path / "planning.json"
     assert main(["bench", "planning", "--quick", "--out", str(out), "--workdir", str(tmp_path / "w"),
                  "--train.precision=fp32", "--model.dim=16", "--model.pred_dim=16"]) == 0
