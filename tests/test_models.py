@@ -82,7 +82,9 @@ def test_every_method_learns_in_five_steps(five_steps):
                                 "--model.pred_dim=16", "--model.pred_depth=1", "--model.pred_heads=2",
                                 "--train.precision=fp32"])
         method = cls(cfg)
-        losses, _ = five_steps(method, torch.randn(16, 1, 28, 28))
+        # methods on other data than images (world_model: trajectories) provide an example batch
+        x = cls.example_input(cfg, 16) if hasattr(cls, "example_input") else torch.randn(16, 1, 28, 28)
+        losses, _ = five_steps(method, x)
         assert all(torch.isfinite(torch.tensor(losses)))
         assert losses[-1] < losses[0], (name, losses)
         if hasattr(method, "target_encoder"):

@@ -1,4 +1,4 @@
-"""`openjepa` command line: train, eval, embed, demo, bench.
+"""`openjepa` command line: train, eval, embed, demo, bench, data collect, plan.
 
 Run `openjepa COMMAND --help` for each command's options.
 """
@@ -28,6 +28,9 @@ EPILOG = """examples:
   openjepa train vjepa_physics_cpu --out runs/vjepa  # video world model on procedural physics videos
   openjepa surprise runs/vjepa clip.mp4 --json      # violation-of-expectation surprise per frame
   openjepa bench physics --quick                   # intuitive-physics benchmark (jepa vs pixel vs untrained)
+  openjepa data collect two_rooms --episodes 3000 --out data/two_rooms
+  openjepa train world_model_two_rooms --data.path=data/two_rooms --out runs/wm
+  openjepa plan runs/wm --env two_rooms --planner mppi --episodes 50 --json
 """
 
 
@@ -184,6 +187,36 @@ def cmd_surprise(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_collect(args: argparse.Namespace) -> int:
+    from openjepa.data.envs import env_kwargs
+    from openjepa.data.trajectories import collect
+
+    kwargs = env_kwargs(args.env, args.overrides)
+    out = collect(args.env, args.episodes, args.steps, args.out, policy=args.policy, seed=args.seed,
+                  env_kwargs=kwargs, progress=True)
+    print(f"wrote {args.episodes} episodes of {args.steps} steps to {out} (meta.json + shard_*.npz)")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from openjepa.planning.run import plan_episodes
+
+    result = plan_episodes(args.checkpoint, args.env, args.overrides, planner=args.planner, episodes=args.episodes,
+                           horizon=args.horizon, samples=args.samples, iters=args.iters,
+                           replan_every=args.replan_every, cost=args.cost, seed=args.seed, parallel=args.parallel,
+                           picture=args.picture, gif=args.gif, threads=args.threads)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['env']} / {result['planner']}: success {100 * result['success_rate']:.1f}% over "
+              f"{result['episodes']} episodes, mean final distance {result['mean_final_distance']:.2f}, "
+              f"{result['seconds_per_step']:.3f} s planning per executed step")
+        for key in ("picture", "gif"):
+            if key in result:
+                print(f"{key}: {result[key]}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from openjepa.bench import SUITES
     from openjepa.config import SECTIONS
@@ -267,6 +300,46 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workdir", default="bench_work", help="where runs and checkpoints go (default bench_work)")
     b.add_argument("--only", metavar="ROW[,ROW]", help="throughput: run only these configs (e.g. ijepa_vits_gpu)")
     b.set_defaults(func=cmd_bench)
+    dc = sub.add_parser("data", help="offline datasets for world models (data collect)")
+    dsub = dc.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    c = dsub.add_parser("collect", help="roll out an exploration policy in an env and store the trajectories",
+                        description="Write DIR/meta.json + DIR/shard_*.npz: obs uint8 (n, T+1, C, H, W), actions "
+                        "float32 (n, T, A), pos (n, T+1, 2) (format: src/openjepa/data/trajectories.py). Env "
+                        "settings: --env.KEY=VALUE (e.g. --env.door_y=20).",
+                        epilog="example: openjepa data collect two_rooms --episodes 3000 --out data/two_rooms")
+    c.add_argument("env", metavar="ENV")
+    c.add_argument("--episodes", type=int, required=True)
+    c.add_argument("--out", required=True, metavar="DIR")
+    c.add_argument("--steps", type=int, default=16, help="actions per episode (T; default 16, PLDM's 17 frames)")
+    c.add_argument("--policy", default="random_walk", help="random_walk (default; PLDM-style) | uniform")
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(func=cmd_data_collect)
+
+    pl = sub.add_parser("plan", help="plan to goal images with a trained world model (MPC) and report success",
+                        description="Run MPC episodes with a world_model checkpoint: encode the goal image, plan "
+                        "action sequences in latent space (CEM or MPPI), execute --replan-every actions, replan. "
+                        "Env settings: --env.KEY=VALUE (e.g. --env.door_y=20 for an unseen layout). Prints "
+                        '{"env", "planner", "episodes", "success_rate", "mean_final_distance", "seconds_per_step"}.',
+                        epilog="example: openjepa plan runs/wm --env two_rooms --planner mppi --episodes 50 --json")
+    pl.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or run directory")
+    pl.add_argument("--env", default="two_rooms")
+    pl.add_argument("--planner", choices=["cem", "mppi"], default="mppi")
+    pl.add_argument("--episodes", type=int, default=20)
+    pl.add_argument("--horizon", type=int, default=None, help="imagined steps per plan (default: the checkpoint's "
+                    "training window)")
+    pl.add_argument("--samples", type=int, default=200, help="candidate action sequences per iteration")
+    pl.add_argument("--iters", type=int, default=10, help="planner iterations per replan")
+    pl.add_argument("--replan-every", type=int, default=1, help="actions executed between plans (k)")
+    pl.add_argument("--cost", choices=["sum", "last"], default="sum", help="latent distance summed over imagined "
+                    "steps or at the last one")
+    pl.add_argument("--parallel", type=int, default=0, help="episodes planned side by side (default: all)")
+    pl.add_argument("--seed", type=int, default=1000, help="episode i uses env seed SEED + i")
+    pl.add_argument("--picture", metavar="PNG", help="save planned vs executed trajectories of a few episodes")
+    pl.add_argument("--gif", metavar="GIF", help="save an animation of the first episode")
+    pl.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's; 1 is fastest on a "
+                    "busy machine)")
+    pl.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    pl.set_defaults(func=cmd_plan)
     return p
 
 
@@ -278,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     bad = [r for r in rest if not (r.startswith("--") and "=" in r and "." in r.split("=", 1)[0])]
     if bad:
         parser.error(f"unrecognized arguments: {' '.join(bad)} (config overrides look like --section.key=value)")
+    if args.command in ("data", "plan") and any(not r.startswith("--env.") for r in rest):
+        parser.error(f"{args.command} takes only --env.KEY=VALUE overrides")
     if rest and args.command in ("embed", "export", "surprise"):
         parser.error(f"{args.command} takes no config overrides")
     args.overrides = rest

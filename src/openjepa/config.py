@@ -271,6 +271,40 @@ class VideoConfig:
         _check(self.physics_seed >= 0, "video.physics_seed", f"must be >= 0, got {self.physics_seed}")
 
 
+WORLD_PREDICTORS = ("gru", "transformer")
+
+
+@dataclass
+class WorldConfig:
+    """Action-conditioned world model (train.method=world_model; PLDM / LeWorldModel). The encoder is
+    model.encoder (cnn for 65x65 control frames) of width model.dim = the latent size D; the predictor has
+    width model.pred_dim, model.pred_depth layers and model.pred_heads heads. Anti-collapse: reg.ema (EMA
+    target), reg.kind (VICReg variance + covariance, SIGReg) on the latents of every frame, plus the terms below."""
+    predictor: str = "gru"  # gru | transformer (frame-causal)
+    cond: str = "adaln"  # transformer only: adaln (actions modulate their frame's token) | tokens (interleaved)
+    action_dim: int = 2  # A, the env's action size
+    frames: int = 17  # frames per training window (cut at random from longer episodes)
+    rollout: int = 16  # open-loop steps of the multi-step rollout loss from the window's first frame (0: none)
+    tf_weight: float = 1.0  # teacher-forced one-step prediction loss
+    rollout_weight: float = 1.0  # multi-step rollout loss
+    smooth_weight: float = 0.0  # temporal smoothness: mean |s_{t+1} - s_t|^2 (PLDM)
+    idm_weight: float = 1.0  # inverse dynamics: predict a_t from (s_t, s_{t+1}) (PLDM)
+    target_stopgrad: bool = False  # without EMA: stop the gradient through target latents (PLDM/LeWM: false)
+
+    def __post_init__(self) -> None:
+        _check(self.predictor in WORLD_PREDICTORS, "world.predictor",
+               f"must be one of {', '.join(WORLD_PREDICTORS)}; got {self.predictor!r}")
+        _check(self.cond in ("adaln", "tokens"), "world.cond", f"must be 'adaln' or 'tokens', got {self.cond!r}")
+        _check(self.action_dim >= 1, "world.action_dim", f"must be >= 1, got {self.action_dim}")
+        _check(self.frames >= 2, "world.frames", f"must be >= 2, got {self.frames}")
+        _check(0 <= self.rollout <= self.frames - 1, "world.rollout",
+               f"must be in [0, world.frames - 1 = {self.frames - 1}], got {self.rollout}")
+        for key in ("tf_weight", "rollout_weight", "smooth_weight", "idm_weight"):
+            _check(getattr(self, key) >= 0, f"world.{key}", f"must be >= 0, got {getattr(self, key)}")
+        _check(self.tf_weight > 0 or (self.rollout > 0 and self.rollout_weight > 0), "world.tf_weight",
+               "no prediction loss: set world.tf_weight > 0 or world.rollout and world.rollout_weight > 0")
+
+
 @dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
@@ -282,11 +316,12 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
+    world: WorldConfig = field(default_factory=WorldConfig)
 
     def __post_init__(self) -> None:
         _check(self.data.batch_size % self.train.accum_steps == 0, "train.accum_steps",
                f"data.batch_size={self.data.batch_size} must be divisible by train.accum_steps={self.train.accum_steps}")
-        _check(self.data.img_size % self.model.patch_size == 0, "model.patch_size",
+        _check(self.model.encoder == "cnn" or self.data.img_size % self.model.patch_size == 0, "model.patch_size",
                f"data.img_size={self.data.img_size} must be divisible by model.patch_size={self.model.patch_size}")
         from openjepa.methods import METHODS
 

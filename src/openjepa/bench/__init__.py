@@ -4,6 +4,7 @@
 from openjepa.bench.collapse import run_collapse
 from openjepa.bench.images import run_images
 from openjepa.bench.physics import run_physics
+from openjepa.bench.planning import run_planning
 from openjepa.bench.throughput import run_throughput
 
 SUITES = {
@@ -11,4 +12,5 @@ SUITES = {
     "collapse": run_collapse,
     "throughput": run_throughput,
     "physics": run_physics,
+    "planning": run_planning,
 }

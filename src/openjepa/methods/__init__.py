@@ -14,6 +14,7 @@ from openjepa.methods.ijepa import IJEPA
 from openjepa.methods.lejepa import LeJEPA
 from openjepa.methods.mae import MAE
 from openjepa.methods.vjepa import VJEPA, VPixel
+from openjepa.methods.world_model import WorldModel
 
 METHODS = {
     "ijepa": IJEPA,
@@ -21,4 +22,5 @@ METHODS = {
     "mae": MAE,
     "vjepa": VJEPA,  # video (is_video): data.dataset physics or videos
     "vpixel": VPixel,
+    "world_model": WorldModel,  # action-conditioned latent dynamics on trajectories (data.dataset=trajectories)
 }

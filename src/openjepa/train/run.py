@@ -89,6 +89,8 @@ def synthetic_images(cfg: Config) -> tuple[torch.Tensor, None]:
     g = torch.Generator().manual_seed(cfg.train.seed)
     return torch.randint(0, 256, (3 * d.batch_size, d.channels, d.img_size, d.img_size), dtype=torch.uint8,
                          generator=g), None
+
+
 def physics_videos(cfg: Config) -> tuple[torch.Tensor, None]:
     """Procedural physics training videos (data/physics.py), uint8 (N, C, T, H, W), generated in memory."""
     from openjepa.data.physics import train_videos
@@ -106,6 +108,23 @@ def video_folder(cfg: Config) -> tuple[torch.Tensor, None]:
     return load_video_clips(d.path, d.img_size, d.channels, cfg.video.physics_frames), None
 
 
+def trajectories(cfg: Config) -> tuple[dict[str, torch.Tensor], None]:
+    """A collected trajectory dataset (data/trajectories.py; `openjepa data collect`) at data.path:
+    {"obs": uint8 (N, T+1, C, H, W), "a": float32 (N, T, A), "pos": (N, T+1, 2)}, no labels."""
+    from openjepa.data.trajectories import load_trajectories
+
+    if not cfg.data.path:
+        raise ValueError("data.dataset=trajectories needs --data.path=DIR (make one with `openjepa data collect "
+                         "two_rooms --episodes 3000 --out DIR`)")
+    x, meta = load_trajectories(cfg.data.path)
+    C, H, W = x["obs"].shape[2:]
+    if (C, H) != (cfg.data.channels, cfg.data.img_size) or H != W:
+        raise ValueError(f"{cfg.data.path}: observations are {C}x{H}x{W}; set --data.channels={C} --data.img_size={H}")
+    if x["a"].shape[-1] != cfg.world.action_dim:
+        raise ValueError(f"{cfg.data.path}: actions have {x['a'].shape[-1]} dims; set --world.action_dim={x['a'].shape[-1]}")
+    return x, None
+
+
 # data.dataset -> loader(cfg) -> (x, y): x uint8 (N, C, H, W) images, or a tensor / dict of tensors sharing their
 # first axis (see data/stream.py) for other kinds of data; y integer labels (N,) or None
 DATASETS = {
@@ -114,6 +133,7 @@ DATASETS = {
     "synthetic": synthetic_images,
     "physics": physics_videos,
     "videos": video_folder,
+    "trajectories": trajectories,
 }
 
 

@@ -1,0 +1,217 @@
+"""Two-Rooms: the point-mass navigation task of PLDM (Sobal et al. 2025) and EB-JEPA, DINO-WM's "Wall".
+
+A point agent moves in a square arena of `size` x `size` pixels (65 by default) closed by a border wall and
+split by a vertical wall `wall_width` px wide at column `wall_x`, pierced by one door of `door_size` px centred
+at row `door_y`. An action is a 2-D displacement a = (dx, dy) in pixels; its norm is clipped to `max_step`
+(2.45 px, as in PLDM). The move is taken in `substeps` equal parts; a part that would enter a wall slides
+along it (x or y alone) or is dropped. The episode succeeds when the agent is within `success_radius` (4.5 px)
+of the goal and is truncated after `max_steps` (200) steps.
+
+Observation: uint8 (1, size, size), channels first: walls at 128, the agent a Gaussian dot (sigma
+`dot_sigma` px, peak 255) drawn over them. `render()` returns the same picture as RGB (size, size, 3) with the
+goal shown as a green dot. `goal_obs()` is the observation with the agent at the goal.
+
+Layouts: `wall_x`, `door_y`, `door_size` fix the layout; `door_y_range` (lo, hi) draws the door centre per
+episode instead, so layouts can be held out (train on one range, test on another). `start_goal` is
+"different_rooms" (the PLDM test task), "same_room" or "any".
+
+State / info: `pos` (2,) float (x, y) in pixels, `goal` (2,), `info = {"pos", "goal", "distance", "success"}`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+START_GOAL = ("different_rooms", "same_room", "any")
+
+
+@dataclass
+class TwoRoomsConfig:
+    size: int = 65  # arena side in pixels (observations are size x size)
+    border: int = 2  # border wall thickness in pixels
+    wall_x: float = 32.0  # centre column of the dividing wall
+    wall_width: float = 3.0  # dividing wall thickness in pixels
+    door_y: float = 32.0  # centre row of the door (ignored when door_y_range is set)
+    door_y_range: tuple[float, float] | None = None  # draw the door centre uniformly in [lo, hi] per episode
+    door_size: float = 6.0  # door height in pixels
+    max_step: float = 2.45  # largest displacement per step (action norm is clipped to it)
+    substeps: int = 4  # collision checks per step
+    dot_sigma: float = 1.3  # std of the agent's Gaussian dot in pixels
+    success_radius: float = 4.5  # success when |pos - goal| < success_radius
+    max_steps: int = 200  # episode truncation
+    start_goal: str = "different_rooms"  # different_rooms | same_room | any
+    margin: float = 3.0  # starts and goals keep this distance from walls
+
+    def __post_init__(self) -> None:
+        def check(cond: bool, key: str, msg: str) -> None:
+            if not cond:
+                raise ValueError(f"env.{key}: {msg}")
+        check(self.size >= 16, "size", f"must be >= 16, got {self.size}")
+        check(self.border >= 1, "border", f"must be >= 1, got {self.border}")
+        lo, hi = self.border + self.margin, self.size - 1 - self.border - self.margin
+        check(lo + self.wall_width < self.wall_x < hi - self.wall_width, "wall_x",
+              f"{self.wall_x} leaves no room on one side (arena interior {lo}..{hi})")
+        check(self.wall_width > 0, "wall_width", "must be > 0")
+        check(self.door_size > 0, "door_size", "must be > 0")
+        for y in ([self.door_y] if self.door_y_range is None else list(self.door_y_range)):
+            check(self.border + self.door_size / 2 <= y <= self.size - 1 - self.border - self.door_size / 2,
+                  "door_y", f"door centre {y} puts the door outside the arena")
+        if self.door_y_range is not None:
+            check(self.door_y_range[0] <= self.door_y_range[1], "door_y_range", "must satisfy lo <= hi")
+        check(self.max_step > 0, "max_step", "must be > 0")
+        check(self.substeps >= 1, "substeps", "must be >= 1")
+        check(self.success_radius > 0, "success_radius", "must be > 0")
+        check(self.max_steps >= 1, "max_steps", "must be >= 1")
+        check(self.start_goal in START_GOAL, "start_goal", f"must be one of {START_GOAL}, got {self.start_goal!r}")
+
+
+def check_action(action, shape: tuple[int, ...]) -> np.ndarray:
+    """The action as float64 with `shape`; a wrong shape or a non-finite entry raises ValueError."""
+    a = np.asarray(action, dtype=np.float64)
+    if a.shape != shape:
+        raise ValueError(f"action must have shape {shape}, got {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"action must be finite, got {a.tolist()}")
+    return a
+
+
+class TwoRoomsEnv(gym.Env):
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, config: TwoRoomsConfig | None = None, render_mode: str | None = "rgb_array", **kwargs):
+        self.cfg = config if config is not None else TwoRoomsConfig(**kwargs)
+        if config is not None and kwargs:
+            raise ValueError("give either config or keyword arguments, not both")
+        c = self.cfg
+        self.render_mode = render_mode
+        self.observation_space = spaces.Box(0, 255, (1, c.size, c.size), np.uint8)
+        self.action_space = spaces.Box(-c.max_step, c.max_step, (2,), np.float32)
+        self.pos = np.zeros(2)
+        self.goal = np.zeros(2)
+        self.door_y = float(c.door_y)
+        self.steps = 0
+        grid = np.arange(c.size, dtype=np.float64)
+        self._xx, self._yy = np.meshgrid(grid, grid)  # (size, size) each: column (x), row (y)
+        self._walls = self._wall_image()
+
+    # --- geometry ---------------------------------------------------------------------------------------
+    def blocked_xy(self, x, y):
+        """Whether points (x, y) (arrays or floats) lie inside a wall: border, or dividing wall outside the door."""
+        c = self.cfg
+        border = (x < c.border) | (y < c.border) | (x > c.size - 1 - c.border) | (y > c.size - 1 - c.border)
+        wall = (np.abs(x - c.wall_x) <= c.wall_width / 2) & (np.abs(y - self.door_y) > c.door_size / 2)
+        return border | wall
+
+    def blocked(self, p: np.ndarray) -> bool:
+        """Whether point p = (x, y) lies inside a wall."""
+        return bool(self.blocked_xy(p[0], p[1]))
+
+    def room(self, p: np.ndarray) -> int:
+        """0 left of the dividing wall, 1 right of it."""
+        return int(p[0] > self.cfg.wall_x)
+
+    def _wall_image(self) -> np.ndarray:
+        return self.blocked_xy(self._xx, self._yy)  # (size, size) bool, [row, column]
+
+    def _sample_point(self, room: int | None) -> np.ndarray:
+        """Uniform over the free space of `room` (any room if None), `margin` px away from every wall."""
+        c = self.cfg
+        lo, hi = c.border + c.margin, c.size - 1 - c.border - c.margin
+        offsets = c.margin * np.array([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1], [1, 1], [-1, -1], [1, -1], [-1, 1]])
+        for _ in range(10_000):
+            p = self.np_random.uniform(lo, hi, size=2)
+            near = p + offsets  # (9, 2): the point and its margin neighbourhood
+            if (room is None or self.room(p) == room) and not self.blocked_xy(near[:, 0], near[:, 1]).any():
+                return p
+        raise ValueError(f"no free point in room {room} of this layout (env.margin={c.margin} too large?)")
+
+    def goal_room(self, start_room: int) -> int:
+        """The room the goal is drawn from in the different_rooms task."""
+        return 1 - start_room
+
+    n_rooms = 2
+
+    # --- gymnasium API ----------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """options may fix "start" and/or "goal" ((x, y) pixels) and "door_y"."""
+        super().reset(seed=seed)
+        c = self.cfg
+        options = options or {}
+        if "door_y" in options:
+            self.door_y = float(options["door_y"])
+        elif c.door_y_range is not None:
+            self.door_y = float(self.np_random.uniform(*c.door_y_range))
+        else:
+            self.door_y = float(c.door_y)
+        self._walls = self._wall_image()
+        start_room = None if c.start_goal == "any" else int(self.np_random.integers(self.n_rooms))
+        goal_room = {"any": None, "same_room": start_room,
+                     "different_rooms": None if start_room is None else self.goal_room(start_room)}[c.start_goal]
+        self.pos = np.asarray(options["start"], dtype=np.float64) if "start" in options else self._sample_point(start_room)
+        self.goal = np.asarray(options["goal"], dtype=np.float64) if "goal" in options else self._sample_point(goal_room)
+        for name, p in (("start", self.pos), ("goal", self.goal)):
+            if p.shape != (2,) or self.blocked(p):
+                raise ValueError(f"reset: {name} {p.tolist()} is not a free (x, y) point of this layout")
+        self.steps = 0
+        return self._obs(), self._info()
+
+    def step(self, action):
+        a = check_action(action, (2,))
+        c = self.cfg
+        norm = np.linalg.norm(a)
+        if norm > c.max_step:
+            a = a * (c.max_step / norm)
+        d = a / c.substeps
+        for _ in range(c.substeps):
+            for move in (d, np.array([d[0], 0.0]), np.array([0.0, d[1]])):
+                if not self.blocked(self.pos + move):
+                    self.pos = self.pos + move
+                    break
+        self.steps += 1
+        info = self._info()
+        terminated = bool(info["success"])
+        truncated = self.steps >= c.max_steps and not terminated
+        reward = -float(info["distance"])
+        return self._obs(), reward, terminated, truncated, info
+
+    def render(self) -> np.ndarray:
+        """RGB (size, size, 3) uint8: walls grey, agent white, goal green."""
+        img = np.repeat(self._draw(self.pos)[0][..., None], 3, axis=2)
+        goal = self._dot(self.goal)
+        img[..., 1] = np.maximum(img[..., 1], (goal * 255).astype(np.uint8))
+        return img
+
+    # --- observations and the task ----------------------------------------------------------------------
+    def _dot(self, p: np.ndarray) -> np.ndarray:
+        s = self.cfg.dot_sigma
+        return np.exp(-((self._xx - p[0]) ** 2 + (self._yy - p[1]) ** 2) / (2 * s * s))  # (size, size) in [0, 1]
+
+    def _draw(self, p: np.ndarray) -> np.ndarray:
+        img = np.where(self._walls, 128.0, 0.0)
+        img = np.maximum(img, self._dot(p) * 255.0)
+        return np.round(img).astype(np.uint8)[None]  # (1, size, size)
+
+    def _obs(self) -> np.ndarray:
+        return self._draw(self.pos)
+
+    def obs_at(self, p) -> np.ndarray:
+        """The observation with the agent at p (no state change)."""
+        return self._draw(np.asarray(p, dtype=np.float64))
+
+    def goal_obs(self) -> np.ndarray:
+        """The observation with the agent at the goal: uint8 (1, size, size)."""
+        return self._draw(self.goal)
+
+    def distance(self) -> float:
+        return float(np.linalg.norm(self.pos - self.goal))
+
+    def is_success(self) -> bool:
+        return self.distance() < self.cfg.success_radius
+
+    def _info(self) -> dict:
+        return {"pos": self.pos.copy(), "goal": self.goal.copy(), "distance": self.distance(),
+                "success": self.is_success()}

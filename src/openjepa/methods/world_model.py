@@ -1,0 +1,143 @@
+"""Action-conditioned latent world model: encoder + predictor over latent states and actions.
+
+Follows PLDM (Sobal et al. 2025, "Learning from Reward-Free Offline Data: A Case for Planning with Latent
+Dynamics Models"), EB-JEPA's Two-Rooms world model and LeWorldModel (SIGReg instead of VICReg):
+
+    obs (B, F, C, H, W) -> encoder per frame -> s (B, F, D)                    online latents
+    obs                 -> target encoder (EMA, no grad) or s itself -> s_tgt  targets
+    teacher forcing:  predictor(s[:, :-1], a) (B, F-1, D)        vs s_tgt[:, 1:]
+    rollout:          predictor.rollout(s[:, 0], a[:, :R]) (B, R, D)  vs s_tgt[:, 1:R+1]   (open loop, R steps)
+    loss = tf_weight * tf + rollout_weight * rollout + reg(s per frame) + smooth_weight * |s_{t+1} - s_t|^2
+           + idm_weight * |IDM(s_t, s_{t+1}) - a_t|^2
+
+Anti-collapse is configurable: `reg.ema` (EMA target, stop-grad), `reg.kind` = vicreg (variance + covariance
+of each frame's latents over the batch, PLDM) / sigreg (LeWorldModel) / both, applied frame by frame and
+averaged; `world.smooth_weight` (temporal smoothness) and `world.idm_weight` (inverse dynamics, which PLDM's
+ablation found essential on Two-Rooms). Without EMA the targets carry gradient (PLDM, LeWM) unless
+`world.target_stopgrad`.
+
+Data (see data/trajectories.py): {"obs": (N, T+1, C, H, W), "a": (N, T, A)}; `collate` cuts a random window
+of `world.frames` frames from each episode.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from openjepa.config import Config
+from openjepa.methods.ijepa import add_regulariser, build_encoder, step_seed
+from openjepa.models.action_predictor import PREDICTORS, InverseDynamics, idm_loss
+from openjepa.models.ema import ema_momentum, ema_update
+
+
+def encode_frames(encoder: nn.Module, obs: torch.Tensor) -> torch.Tensor:
+    """obs (B, T, C, H, W) or (B, C, H, W) -> latent states (B, T, D) or (B, D): encoder tokens mean-pooled."""
+    if obs.dim() == 4:
+        return encoder(obs).mean(1)
+    B, T = obs.shape[:2]
+    return encoder(obs.flatten(0, 1)).mean(1).view(B, T, -1)
+
+
+class WorldModel(nn.Module):
+    has_target = True  # reg.ema may keep an EMA target encoder (the preset uses PLDM's recipe: none)
+    batch_dims = {"obs": 0, "a": 0}
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.cfg = cfg
+        w, m = cfg.world, cfg.model
+        self.encoder = build_encoder(cfg)
+        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False) if cfg.reg.ema else None
+        self.predictor = PREDICTORS[w.predictor](m.dim, w.action_dim, pred_dim=m.pred_dim, depth=m.pred_depth,
+                                                 heads=m.pred_heads, max_frames=w.frames, cond=w.cond,
+                                                 mlp_ratio=m.mlp_ratio)
+        self.idm = InverseDynamics(m.dim, w.action_dim) if w.idm_weight > 0 else None
+
+    @staticmethod
+    def example_input(cfg: Config, n: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Random data of the training form (normalised): obs (n, frames, C, H, W), a (n, frames - 1, A)."""
+        d, w = cfg.data, cfg.world
+        obs = torch.randn(n, w.frames, d.channels, d.img_size, d.img_size, generator=generator)
+        return {"obs": obs, "a": torch.randn(n, w.frames - 1, w.action_dim, generator=generator)}
+
+    def collate(self, x: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """x {"obs": (B, L, C, H, W), "a": (B, L-1, A), ...} -> a random window of F = world.frames frames per
+        episode: {"obs": (B, F, C, H, W), "a": (B, F-1, A), "seed"}."""
+        if not isinstance(x, dict) or "obs" not in x or "a" not in x:
+            raise ValueError("world_model trains on trajectories: data must be a dict with 'obs' (N, T+1, C, H, W) "
+                             "and 'a' (N, T, A), e.g. --data.dataset=trajectories --data.path=DIR")
+        obs, a = x["obs"], x["a"]
+        B, L = obs.shape[:2]
+        Fr = self.cfg.world.frames
+        if a.shape[1] != L - 1 or a.shape[-1] != self.cfg.world.action_dim:
+            raise ValueError(f"actions {tuple(a.shape)} do not match obs {tuple(obs.shape)}: expected "
+                             f"(B, {L - 1}, world.action_dim={self.cfg.world.action_dim})")
+        if L < Fr:
+            raise ValueError(f"episodes have {L} frames, fewer than world.frames={Fr}")
+        off = torch.randint(0, L - Fr + 1, (B,), generator=generator)  # (B,)
+        idx = off[:, None] + torch.arange(Fr)  # (B, F)
+        rows = torch.arange(B)[:, None]
+        return {"obs": obs[rows, idx], "a": a[rows, idx[:, :-1]], "seed": step_seed(generator)}
+
+    def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        w = self.cfg.world
+        obs, a = batch["obs"], batch["a"]  # (B, F, C, H, W), (B, F-1, A)
+        s = encode_frames(self.encoder, obs)  # (B, F, D)
+        if self.target_encoder is not None:
+            with torch.no_grad():
+                s_tgt = encode_frames(self.target_encoder, obs)
+        else:
+            s_tgt = s.detach() if w.target_stopgrad else s
+        s_tgt = s_tgt.float()
+        loss = s.new_zeros((), dtype=torch.float32)
+        logs: dict[str, float] = {}
+        if w.tf_weight > 0:
+            tf = F.mse_loss(self.predictor(s[:, :-1], a).float(), s_tgt[:, 1:])
+            loss = loss + w.tf_weight * tf
+            logs["pred_tf"] = tf.item()
+        if w.rollout > 0 and w.rollout_weight > 0:
+            R = w.rollout
+            ro = F.mse_loss(self.predictor.rollout(s[:, 0], a[:, :R]).float(), s_tgt[:, 1:R + 1])
+            loss = loss + w.rollout_weight * ro
+            logs["pred_rollout"] = ro.item()
+        if w.smooth_weight > 0:
+            sm = (s[:, 1:] - s[:, :-1]).float().pow(2).mean()
+            loss = loss + w.smooth_weight * sm
+            logs["smooth"] = sm.item()
+        if self.idm is not None:
+            idm = idm_loss(self.idm, s, a)
+            loss = loss + w.idm_weight * idm
+            logs["idm"] = idm.item()
+        loss, reg_logs = add_regulariser(loss, s.transpose(0, 1), self.cfg.reg, int(batch["seed"]))  # (F, B, D)
+        logs["latent_std"] = s.float().std(0).mean().item()
+        return loss, logs | reg_logs
+
+    def on_step_end(self, step: int, total: int) -> dict[str, float]:
+        if self.target_encoder is None:
+            return {}
+        m = ema_momentum(step, total, self.cfg.optim.ema_start, self.cfg.optim.ema_end)
+        ema_update(self.target_encoder, self.encoder, m)
+        return {"ema": m}
+
+    def eval_encoder(self) -> nn.Module:
+        return self.target_encoder if self.target_encoder is not None else self.encoder
+
+    # --- planning interface ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_state(self, obs: torch.Tensor) -> torch.Tensor:
+        """Normalised obs (B, C, H, W) -> the predictor's input state (B, D) (online encoder)."""
+        return encode_frames(self.encoder, obs).float()
+
+    @torch.no_grad()
+    def encode_goal(self, obs: torch.Tensor) -> torch.Tensor:
+        """Normalised goal obs (B, C, H, W) -> (B, D) in the space the predictor predicts (target encoder)."""
+        return encode_frames(self.eval_encoder(), obs).float()
+
+    @torch.no_grad()
+    def imagine(self, s0: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """s0 (B, D), actions (B, H, A) -> imagined states (B, H, D)."""
+        return self.predictor.rollout(s0, a).float()

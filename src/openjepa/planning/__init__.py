@@ -1,0 +1,1 @@
+"""Planning in latent space: CEM and MPPI over action sequences (batched over problems), and the MPC loop."""

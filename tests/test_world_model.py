@@ -1,0 +1,118 @@
+"""Action-conditioned world model: predictor shapes and frame causality, the method's losses, training on
+collected trajectories with the one loop."""
+
+import pytest
+import torch
+
+from openjepa.config import ConfigError, build_config
+from openjepa.methods import METHODS
+from openjepa.models.action_predictor import PREDICTORS
+
+TINY = ["--train.method=world_model", "--model.encoder=cnn", "--data.img_size=65", "--model.dim=32",
+        "--model.heads=4", "--model.depth=4", "--model.pred_dim=32", "--model.pred_depth=2", "--model.pred_heads=4",
+        "--world.frames=6", "--world.rollout=3", "--train.precision=fp32"]
+VARIANTS = {"gru": ["--world.predictor=gru"], "transformer_adaln": ["--world.predictor=transformer", "--world.cond=adaln"],
+            "transformer_tokens": ["--world.predictor=transformer", "--world.cond=tokens"]}
+
+
+def make_predictor(kind, cond="adaln"):
+    return PREDICTORS[kind](16, 2, pred_dim=32, depth=2, heads=4, max_frames=8, cond=cond)
+
+
+@pytest.mark.parametrize("kind, cond", [("gru", "adaln"), ("transformer", "adaln"), ("transformer", "tokens")])
+def test_predictor_shapes_and_frame_causality(kind, cond):
+    torch.manual_seed(0)
+    p = make_predictor(kind, cond)
+    for prm in p.parameters():  # break adaLN-Zero's identity start so that every path carries signal
+        prm.data.add_(0.05 * torch.randn_like(prm))
+    s, a = torch.randn(3, 8, 16), torch.randn(3, 8, 2)
+    out = p(s, a)
+    assert out.shape == (3, 8, 16)
+    t = 4
+    s2, a2 = s.clone(), a.clone()
+    s2[:, t + 1:] += torch.randn_like(s2[:, t + 1:])
+    a2[:, t + 1:] += torch.randn_like(a2[:, t + 1:])
+    out2 = p(s2, a2)
+    assert torch.allclose(out[:, :t + 1], out2[:, :t + 1], atol=1e-6)  # predictions <= t ignore the future
+    assert not torch.allclose(out[:, t + 1:], out2[:, t + 1:], atol=1e-4)
+    a3 = a.clone()
+    a3[:, t] += 1.0
+    assert not torch.allclose(p(s, a3)[:, t], out[:, t], atol=1e-5)  # the action at t matters for s_{t+1}
+    roll = p.rollout(s[:, 0], a)
+    assert roll.shape == (3, 8, 16)
+    assert torch.allclose(roll[:, 0], out[:, 0], atol=1e-5)  # the first open-loop step is the teacher-forced one
+    # longer than the training window: the transformer slides its window
+    assert p.rollout(s[:, 0], torch.randn(3, 12, 2)).shape == (3, 12, 16)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_world_model_learns_in_five_steps(variant, five_steps):
+    cfg = build_config({}, TINY + VARIANTS[variant] + ["--reg.ema=false", "--reg.kind=vicreg"])
+    method = METHODS["world_model"](cfg)
+    x = method.example_input(cfg, 8, torch.Generator().manual_seed(0))
+    losses, logs = five_steps(method, x)
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0], losses
+    assert {"pred_tf", "pred_rollout", "idm", "reg_var", "reg_cov"} <= set(logs)
+
+
+@pytest.mark.parametrize("mech", [["--reg.ema=true", "--reg.kind=none"], ["--reg.ema=false", "--reg.kind=sigreg"],
+                                  ["--reg.ema=false", "--reg.kind=vicreg", "--world.smooth_weight=0.1"]])
+def test_anti_collapse_recipes_run(mech, five_steps):
+    cfg = build_config({}, TINY + mech)
+    method = METHODS["world_model"](cfg)
+    losses, logs = five_steps(method, method.example_input(cfg, 8, torch.Generator().manual_seed(1)))
+    assert all(torch.isfinite(torch.tensor(losses)))
+    if cfg.reg.ema:
+        assert "ema" not in logs or True
+        assert all(p.grad is None for p in method.target_encoder.parameters())
+    if "sigreg" in cfg.reg.kind:
+        assert "reg_sigreg" in logs
+    if cfg.world.smooth_weight:
+        assert "smooth" in logs
+
+
+def test_collate_cuts_aligned_windows():
+    cfg = build_config({}, TINY)
+    method = METHODS["world_model"](cfg)
+    L = 10  # episode of 10 frames; frame t of episode n has value n * 100 + t everywhere
+    obs = (torch.arange(4)[:, None] * 100 + torch.arange(L)[None]).float()[:, :, None, None, None].expand(4, L, 1, 65, 65)
+    a = (torch.arange(4)[:, None] * 100 + torch.arange(L - 1)[None]).float()[..., None].expand(4, L - 1, 2)
+    b = method.collate({"obs": obs, "a": a}, torch.Generator().manual_seed(0))
+    assert b["obs"].shape == (4, 6, 1, 65, 65) and b["a"].shape == (4, 5, 2)
+    first = b["obs"][:, :, 0, 0, 0]
+    assert torch.equal(first[:, 1:] - first[:, :-1], torch.ones(4, 5))  # consecutive frames
+    assert torch.equal(b["a"][..., 0], first[:, :-1])  # a[t] belongs to obs[t]
+    with pytest.raises(ValueError, match="trajectories"):
+        method.collate(torch.zeros(4, 1, 65, 65), torch.Generator())
+
+
+def test_config_errors_name_the_key():
+    with pytest.raises(ConfigError, match="world.rollout"):
+        build_config({}, TINY + ["--world.rollout=6"])
+    with pytest.raises(ConfigError, match="world.predictor"):
+        build_config({}, TINY + ["--world.predictor=lstm"])
+
+
+def test_trains_on_collected_data_with_the_loop(tmp_path):
+    from openjepa.data.trajectories import collect
+    from openjepa.train.loop import train
+
+    data = collect("two_rooms", episodes=40, steps=6, out=tmp_path / "d", seed=0, progress=False)
+    cfg = build_config({}, TINY + [f"--data.dataset=trajectories", f"--data.path={data}", "--data.batch_size=8",
+                                   "--train.steps=4", "--train.monitor_every=4", "--train.monitor_samples=16",
+                                   "--train.progress=false", "--reg.ema=false", "--reg.kind=vicreg"])
+    summary = train(cfg, tmp_path / "run", log=lambda *a: None)
+    assert summary["finished"] and (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
+    bad = build_config({}, TINY + [f"--data.dataset=trajectories", f"--data.path={data}", "--data.img_size=64"])
+    with pytest.raises(ValueError, match="data.img_size=65"):
+        train(bad, tmp_path / "run2", log=lambda *a: None)
+
+
+@pytest.mark.parametrize("preset", ["world_model_two_rooms", "world_model_four_rooms"])
+def test_presets_load(preset):
+    from openjepa.config import load_config
+    from openjepa.train.run import find_preset
+
+    cfg = load_config(find_preset(preset))
+    assert cfg.train.method == "world_model" and cfg.data.dataset == "trajectories" and cfg.model.encoder == "cnn"
+    assert cfg.world.rollout == cfg.world.frames - 1
