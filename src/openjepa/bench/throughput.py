@@ -12,7 +12,8 @@ optimiser, EMA, logging) for a few warm-up steps and then `timed` steps, and rep
                     row's timed steps (median of repeats, best size), so the ratio holds on a machine whose speed drifts
 and a `time_breakdown` (share of the step's host time per operator group, from torch.profiler) unless quick.
 Rows whose device is missing (GPU presets on a CPU machine) are listed with `skipped` and the reason.
-Data: the presets' own data on CPU (Fashion-MNIST); GPU presets use `data.dataset=synthetic` (random images of
+Data: the presets' own data on CPU (Fashion-MNIST; 128 procedural videos for V-JEPA; 256 Two-Rooms episodes
+collected into the workdir for the world model); GPU presets use `data.dataset=synthetic` (random images of
 the preset's size), which costs the same per step and needs no download.
 """
 
@@ -41,6 +42,7 @@ CONFIGS = [
     ("ijepa_vit_cpu", "ijepa_vit_cpu", "cpu", []),
     ("lejepa_vit_cpu", "lejepa_vit_cpu", "cpu", []),
     ("vjepa_physics_cpu", "vjepa_physics_cpu", "cpu", ["--video.physics_videos=128"]),  # same steps, fewer videos
+    ("world_model_two_rooms", "world_model_two_rooms", "cpu", ["--data.path={trajectories}"]),
     ("ijepa_vits_gpu", "ijepa_vit_gpu", "cuda", ["--data.dataset=synthetic"]),
     ("ijepa_vitb_gpu", "ijepa_vitb_gpu", "cuda", ["--data.dataset=synthetic"]),
 ]
@@ -188,6 +190,13 @@ def run_throughput(quick: bool, workdir: Path, overrides: list[str], out: Path, 
             if kind == "cuda" and not torch.cuda.is_available():
                 rows.append({**base, "skipped": "no CUDA device"})
                 continue
+            if any("{trajectories}" in e for e in extra):  # world models: a small collected dataset, made once
+                traj = suite_dir / "two_rooms_trajectories"
+                if not (traj / "meta.json").exists():
+                    from openjepa.data.trajectories import collect
+
+                    collect("two_rooms", 256, 16, traj, seed=0, progress=False)
+                extra = [e.replace("{trajectories}", str(traj)) for e in extra]
             cfg = load_config(find_preset(preset), extra + budget + list(overrides))
             cfgs[f"{name}/{dtype}"] = cfg.to_dict()
             device = select_device(cfg.train.device)
