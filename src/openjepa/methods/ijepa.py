@@ -25,7 +25,7 @@ from openjepa.losses.sigreg import sigreg
 from openjepa.losses.vicreg import covariance_loss, variance_loss
 from openjepa.masking.blocks import MultiBlockMasker
 from openjepa.models import ENCODERS
-from openjepa.models.ema import ema_momentum, ema_update
+from openjepa.models.ema import ema_step
 from openjepa.models.predictor import MaskTokenPredictor
 from openjepa.models.vit import gather_tokens
 
@@ -133,11 +133,8 @@ class IJEPA(nn.Module):
         return loss, logs | reg_logs
 
     def on_step_end(self, step: int, total: int) -> dict[str, float]:
-        if self.target_encoder is None:
-            return {}
-        m = ema_momentum(step, total, self.cfg.optim.ema_start, self.cfg.optim.ema_end)
-        ema_update(self.target_encoder, self.encoder, m)
-        return {"ema": m}
+        o = self.cfg.optim
+        return ema_step(self.target_encoder, self.encoder, step, total, o.ema_start, o.ema_end)
 
     def eval_encoder(self) -> nn.Module:
         """The encoder to evaluate and export: the EMA target encoder (as in I-JEPA), else the online one."""

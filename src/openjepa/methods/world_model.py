@@ -31,7 +31,7 @@ from torch import nn
 from openjepa.config import Config
 from openjepa.methods.ijepa import add_regulariser, build_encoder, step_seed
 from openjepa.models.action_predictor import PREDICTORS, InverseDynamics, idm_loss
-from openjepa.models.ema import ema_momentum, ema_update
+from openjepa.models.ema import ema_step
 
 
 def encode_frames(encoder: nn.Module, obs: torch.Tensor) -> torch.Tensor:
@@ -117,11 +117,8 @@ class WorldModel(nn.Module):
         return loss, logs | reg_logs
 
     def on_step_end(self, step: int, total: int) -> dict[str, float]:
-        if self.target_encoder is None:
-            return {}
-        m = ema_momentum(step, total, self.cfg.optim.ema_start, self.cfg.optim.ema_end)
-        ema_update(self.target_encoder, self.encoder, m)
-        return {"ema": m}
+        o = self.cfg.optim
+        return ema_step(self.target_encoder, self.encoder, step, total, o.ema_start, o.ema_end)
 
     def eval_encoder(self) -> nn.Module:
         return self.target_encoder if self.target_encoder is not None else self.encoder

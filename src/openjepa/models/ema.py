@@ -25,3 +25,13 @@ def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
 
 def ema_momentum(step: int, total: int, start: float, end: float) -> float:
     return start + (end - start) * min(step, total) / max(total, 1)
+
+
+def ema_step(target: nn.Module | None, online: nn.Module, step: int, total: int, start: float, end: float
+             ) -> dict[str, float]:
+    """A method's `on_step_end` for an EMA target: update `target` (if any) with the scheduled momentum; logs."""
+    if target is None:
+        return {}
+    m = ema_momentum(step, total, start, end)
+    ema_update(target, online, m)
+    return {"ema": m}
