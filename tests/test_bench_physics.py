@@ -21,6 +21,8 @@ def test_scores():
     assert bp.auroc([1.0], [1.0]) == 0.5
     s = bp.score_property([(1, 1, 2, 2), (1, 1, 0.5, 0.5), (1, 2, 1, 2)])
     assert s["relative_accuracy"] == pytest.approx(0.5)  # right, wrong, tie
+    # a rounding-level difference is a tie, not a decision
+    assert bp.score_property([(0.1, 0.2, 0.2, 0.1 + 1e-12)])["relative_accuracy"] == 0.5
     z = torch.randn(200, 5)
     y = z[:, :2] * 3 + 1
     assert bp.ridge_r2(z, y, 150) > 0.99
@@ -34,7 +36,8 @@ def test_suite_rows(tmp_path, monkeypatch, capsys):
     result = json.loads(out.read_text())
     assert result["suite"] == "physics" and result["git_sha"] and result["machine"]
     rows = result["rows"]
-    assert {(r["model"], r["property"]) for r in rows} == {(m, p) for m in ("jepa", "pixel", "untrained")
+    assert {(r["model"], r["property"]) for r in rows} == {(m, p) for m in ("jepa", "pixel", "untrained",
+                                                                                 "copy_last")
                                                            for p in bp.PROPERTIES}
     for r in rows:
         assert {"model", "property", "relative_accuracy", "auroc"} <= set(r)
@@ -43,3 +46,15 @@ def test_suite_rows(tmp_path, monkeypatch, capsys):
     assert {(r["model"], r["probe"]) for r in result["probe_rows"]} == {
         (m, p) for m in ("raw_pixels", "jepa", "pixel", "untrained") for p in ("position", "velocity")}
     assert len(result["figures"]) == len(bp.PROPERTIES)
+
+
+def test_copy_last_scores_a_still_video_zero_and_motion_positive():
+    from openjepa.config import build_config
+    cfg = build_config({}, ["--train.method=vjepa", "--data.dataset=physics", *TINY["overrides"]])
+    still = torch.ones(1, 1, 8, 16, 16)
+    moving = still.clone()
+    moving[:, :, 6:, :4, :4] = -1
+    m = bp.CopyLast(cfg)
+    assert torch.equal(m.future_error(still, 4), torch.zeros(1, 2))
+    err = m.future_error(moving, 4)
+    assert err[0, 0] == 0 and err[0, 1] > 0

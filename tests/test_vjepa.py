@@ -62,3 +62,23 @@ def test_future_error_rises_when_predicted_frames_are_scrambled():
     x2 = x.clone()
     x2[:, :, 4:] = torch.rand_like(x2[:, :, 4:]) * 2 - 1
     assert not torch.allclose(method.future_error(x2, 4), base)
+
+
+def test_residual_target_removes_each_positions_clip_mean():
+    """video.target=residual: the LayerNormed target tokens minus their mean over the clip's time slices, so the
+    targets sum to zero over time at every position (the static layout is gone); a bad value is refused."""
+    with pytest.raises(ConfigError, match="video.target"):
+        build_config({}, ["--train.method=vjepa", *TINY, "--video.target=pixels"])
+    torch.manual_seed(0)
+    res = tiny("vjepa", "--video.target=residual").eval()
+    torch.manual_seed(0)
+    tok = tiny("vjepa").eval()
+    x = normalize(torch.from_numpy(train_videos(2, T=8, size=16, channels=1)))
+    n = res.grid[0] * res.grid[1] * res.grid[2]
+    idx = torch.arange(n).expand(2, 1, n)
+    zr, zt = res._targets(x, idx)[:, 0], tok._targets(x, idx)[:, 0]  # (2, N, D)
+    zr, zt = zr.view(2, res.grid[0], -1, zr.shape[-1]), zt.view(2, res.grid[0], -1, zt.shape[-1])
+    assert torch.allclose(zr.mean(1), torch.zeros_like(zr[:, 0]), atol=1e-5)
+    assert torch.allclose(zr, zt - zt.mean(1, keepdim=True), atol=1e-5)
+    err = res.future_error(x, 4)
+    assert err.shape == (2, 2) and bool(torch.isfinite(err).all())

@@ -253,6 +253,10 @@ class VideoConfig:
     # future: context = first frames, targets = all later tokens; tube: V-JEPA 3-D multi-block masks (cfg.mask's
     # 2-D blocks extended over all frames); mixed: each step draws one of the two
     mask: str = "future"
+    # vjepa's regression target: tokens = the LayerNormed target-encoder tokens (V-JEPA); residual = the same
+    # minus their mean over the clip's time slices at each spatial position (the static layout removed, so the
+    # loss and the surprise are about what moves)
+    target: str = "tokens"
     physics_videos: int = 2000  # data.dataset=physics: training videos generated in memory
     physics_frames: int = 32  # frames per generated video (>= frames); data.dataset=videos: clip length cut from user videos
     physics_seed: int = 0  # training videos use seeds physics_seed .. physics_seed + physics_videos - 1
@@ -265,6 +269,8 @@ class VideoConfig:
                "video.context_frames", f"must lie in (0, video.frames={self.frames}) and be divisible by "
                f"video.tubelet={self.tubelet}, got {self.context_frames}")
         _check(self.mask in VIDEO_MASKS, "video.mask", f"must be one of {', '.join(VIDEO_MASKS)}; got {self.mask!r}")
+        _check(self.target in ("tokens", "residual"), "video.target",
+               f"must be tokens or residual; got {self.target!r}")
         _check(self.physics_videos >= 1, "video.physics_videos", f"must be >= 1, got {self.physics_videos}")
         _check(self.physics_frames >= self.frames, "video.physics_frames",
                f"must be >= video.frames={self.frames}, got {self.physics_frames}")

@@ -1,8 +1,9 @@
 """`openjepa bench physics`: intuitive physics by violation of expectation (Garrido et al. 2025).
 
 Models (rows' `model`): `jepa` (vjepa_physics_cpu: V-JEPA, surprise in latent space), `pixel`
-(vpixel_physics_cpu: the same backbone predicting future pixels, surprise in pixel space), and `untrained`
-(the jepa architecture at `N_UNTRAINED` random initialisations, figures averaged; each init in `per_init`).
+(vpixel_physics_cpu: the same backbone predicting future pixels, surprise in pixel space), `untrained`
+(the jepa architecture at `N_UNTRAINED` random initialisations, figures averaged; each init in `per_init`) and
+`copy_last` (no learning: every predicted frame is the last context frame; scored the same way).
 Both trained models see only physically possible training videos (seeds below physics.TEST_SEED, training
 ball hues); the test set is `n_quads` matched quadruplets per property (physics.test_quadruplets: test seeds,
 test hues), each two possible videos and their two splices.
@@ -58,14 +59,37 @@ def auroc(neg: list[float], pos: list[float]) -> float:
     return float(((p > n).sum() + 0.5 * (p == n).sum()) / (n.size * p.size))
 
 
+TIE_RTOL = 1e-5  # sums closer than this (relative) are ties: float rounding must not decide a quadruplet
+
+
 def score_property(scores: list[tuple[float, float, float, float]]) -> dict[str, float]:
-    """scores: per quadruplet (possible A, possible B, impossible C, impossible D)."""
-    s = np.asarray(scores)
+    """scores: per quadruplet (possible A, possible B, impossible C, impossible D). A scorer that is blind to
+    the dynamics gives A + B and C + D equal up to float rounding (the same windows summed in another order);
+    those count as ties (TIE_RTOL), not as coin flips decided by the rounding."""
+    s = np.asarray(scores, dtype=np.float64)
     poss, imp = s[:, 0] + s[:, 1], s[:, 2] + s[:, 3]
-    rel = float(((poss < imp) + 0.5 * (poss == imp)).mean())
+    tie = np.abs(poss - imp) <= TIE_RTOL * np.maximum(np.abs(poss), np.abs(imp))
+    rel = float((((poss < imp) & ~tie) + 0.5 * tie).mean())
     c = s - s.mean(1, keepdims=True)  # each quadruplet centred: scene-to-scene differences removed
     return {"relative_accuracy": rel, "auroc": auroc(list(s[:, :2].ravel()), list(s[:, 2:].ravel())),
             "auroc_matched": auroc(list(c[:, :2].ravel()), list(c[:, 2:].ravel()))}
+
+
+class CopyLast(torch.nn.Module):
+    """Reference scorer with no learning and no physics: every predicted frame is the last context frame, the
+    surprise is the mean L1 pixel error per tubelet slice (`future_error`, as VPixel's). It shows what
+    "nothing moves" predicts on each property (e.g. a ball that reappears far from where it was hidden is
+    surprising to it, whatever the physics)."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+
+    @torch.no_grad()
+    def future_error(self, x: torch.Tensor, context_frames: int) -> torch.Tensor:
+        err = (x[:, :, context_frames:] - x[:, :, context_frames - 1:context_frames]).abs().float()  # (B,C,T-c,H,W)
+        err = err.mean((1, 3, 4))  # (B, T - c)
+        return err.view(err.shape[0], -1, self.cfg.video.tubelet).mean(-1)  # (B, S)
 
 
 def surprise_table(method, quads, device: str) -> list[dict[str, Any]]:
@@ -202,12 +226,14 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path) -> 
     for name, m in models.items():
         results[name], tables[name] = evaluate_model(m, quads, "cpu")
     per_init = [evaluate_model(m, quads, "cpu")[0] for m in untrained]
+    results["copy_last"] = evaluate_model(CopyLast(jcfg), quads, "cpu")[0]
     score_seconds = round(time.time() - t0, 1)
     rows = []
     for prop in PROPERTIES:
         for name in ("jepa", "pixel"):
             rows.append({"model": name, "property": prop, **results[name][prop],
                          "train_seconds": train_seconds[name], "checkpoint": str(ckpts[name])})
+        rows.append({"model": "copy_last", "property": prop, **results["copy_last"][prop]})
         avg = {k: float(np.mean([r[prop][k] for r in per_init])) for k in per_init[0][prop]}
         rows.append({"model": "untrained", "property": prop, **avg,
                      "per_init": [r[prop]["relative_accuracy"] for r in per_init]})

@@ -115,6 +115,10 @@ class VJEPA(_VideoMethod):
         with torch.no_grad():
             z_tgt = self.eval_encoder()(x)  # (B, N, D)
             z_tgt = F.layer_norm(z_tgt.float(), z_tgt.shape[-1:])
+            if self.cfg.video.target == "residual":  # minus each position's mean over the clip's time slices
+                S = x.shape[2] // self.cfg.video.tubelet
+                z = z_tgt.view(B, S, -1, z_tgt.shape[-1])
+                z_tgt = (z - z.mean(1, keepdim=True)).view(B, -1, z_tgt.shape[-1])
             return gather_tokens(z_tgt, tgt_idx.reshape(B, M * Kt)).view(B, M, Kt, -1)  # (B, M, Kt, D)
 
     def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:

@@ -1,0 +1,108 @@
+"""Validation sweep for the physics benchmark (issue 4): train a video model with config overrides, score
+matched quadruplets from VALIDATION seeds (TEST_SEED + 10**6 ...: test hues, disjoint from training seeds and
+from the benchmark's test seeds TEST_SEED + [0, n)), under several surprise read-outs of the same per-token
+errors. Usage: python scripts/physics_val.py OUT_DIR [--pixel] [--untrained] [--n 8] -- --override=value ...
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from openjepa.bench.physics import QUICK, score_property
+from openjepa.config import load_config
+from openjepa.data.images import normalize
+from openjepa.data.physics import PROPERTIES, TEST_SEED, test_quadruplets
+from openjepa.data.video import pad_frames
+from openjepa.eval.surprise import window_starts
+from openjepa.methods import METHODS
+from openjepa.methods.vjepa import VJEPA
+from openjepa.train.checkpoint import load_method
+from openjepa.train.loop import train
+from openjepa.train.run import find_preset
+
+VAL_SEED = TEST_SEED + 10**6
+
+
+@torch.no_grad()
+def token_errors(m, clips, C):
+    pred, _, tgt_idx = m._future(clips, C)
+    tgt = m._targets(clips, tgt_idx) if isinstance(m, VJEPA) else m._pixels(clips, tgt_idx)
+    e = (pred.float() - tgt).abs().mean(-1)[:, 0]  # (b, Kt)
+    return e.view(e.shape[0], -1, m.grid[1] * m.grid[2])  # (b, S, hw)
+
+
+def readouts(m, v):
+    cfg = m.cfg
+    W, t, C = cfg.video.frames, cfg.video.tubelet, cfg.video.context_frames
+    x = torch.from_numpy(v).permute(3, 0, 1, 2).contiguous()
+    xp = pad_frames(x, W)
+    starts = window_starts(xp.shape[1], W, t)
+    clips = normalize(torch.stack([xp[:, s:s + W] for s in starts]))
+    e = token_errors(m.eval(), clips, C)  # (nw, S, hw)
+    mean_s, max_s = e.mean(-1), e.amax(-1)  # (nw, S)
+    return {"mean": mean_s.mean().item(), "wmax": mean_s.mean(1).max().item(),
+            "tokmax": max_s.mean().item(), "tokmax_wmax": max_s.mean(1).max().item(),
+            "h0_wmax": mean_s[:, 0].max().item(), "h0tok_wmax": max_s[:, 0].max().item(),
+            "h0_mean": mean_s[:, 0].mean().item()}
+
+
+def evaluate(m, quads):
+    per = {}
+    for q in quads:
+        r = [readouts(m, v) for v in (*q.possible, *q.impossible)]
+        per.setdefault(q.prop, []).append(r)
+    out = {}
+    for prop, rows in per.items():
+        out[prop] = {k: score_property([tuple(x[k] for x in r) for r in rows])["relative_accuracy"]
+                     for k in rows[0][0]}
+    return out
+
+
+def main():
+    argv = sys.argv[1:]
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[:argv.index("--")] if "--" in argv else argv
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--pixel", action="store_true")
+    ap.add_argument("--untrained", action="store_true")
+    ap.add_argument("--n", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=160)
+    a = ap.parse_args(argv)
+    out = Path(a.out)
+    base = ["--train.progress=false", "--train.device=cpu"] + QUICK["overrides"] + [f"--train.steps={a.steps}",
+                                                                                   f"--train.ckpt_every={a.steps}"]
+    res = {"overrides": extra, "steps": a.steps}
+    models = {"jepa": "vjepa_physics_cpu"} | ({"pixel": "vpixel_physics_cpu"} if a.pixel else {})
+    quads = None
+    for name, preset in models.items():
+        cfg = load_config(find_preset(preset), base + extra)
+        if quads is None:
+            quads = test_quadruplets(a.n, T=cfg.video.physics_frames, size=cfg.data.img_size,
+                                     channels=cfg.data.channels, seed=VAL_SEED)
+        t0 = time.time()
+        train(cfg, out / name)
+        res[f"{name}_train_s"] = round(time.time() - t0, 1)
+        m = load_method(out / name / "checkpoints" / "last.pt")[0]
+        res[name] = evaluate(m, quads)
+        if name == "jepa" and a.untrained:
+            torch.manual_seed(1000)
+            res["untrained"] = evaluate(METHODS["vjepa"](m.cfg).eval(), quads)
+    (out / "val.json").write_text(json.dumps(res, indent=1))
+    keys = list(res["jepa"]["gravity"])
+    for name in ("jepa", "pixel", "untrained"):
+        if name not in res:
+            continue
+        print(f"{name}: " + " | ".join(f"{k} " + " ".join(f"{res[name][p][k]:.2f}" for p in PROPERTIES)
+                                       + f" avg {np.mean([res[name][p][k] for p in PROPERTIES]):.2f}" for k in keys))
+    print({k: v for k, v in res.items() if k.endswith("_s")})
+
+
+if __name__ == "__main__":
+    main()
