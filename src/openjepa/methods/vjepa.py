@@ -31,7 +31,7 @@ from torch import nn
 from openjepa.config import Config
 from openjepa.masking.tubes import TubeMasker, future_masks
 from openjepa.methods.ijepa import add_regulariser, prediction_loss, step_seed
-from openjepa.models.ema import ema_momentum, ema_update
+from openjepa.models.ema import ema_step
 from openjepa.models.video import CausalPredictor, VideoTransformer, patchify3d
 from openjepa.models.vit import gather_tokens
 
@@ -140,11 +140,8 @@ class VJEPA(_VideoMethod):
         return self._per_slice(err, self.grid[1] * self.grid[2])
 
     def on_step_end(self, step: int, total: int) -> dict[str, float]:
-        if self.target_encoder is None:
-            return {}
-        m = ema_momentum(step, total, self.cfg.optim.ema_start, self.cfg.optim.ema_end)
-        ema_update(self.target_encoder, self.encoder, m)
-        return {"ema": m}
+        o = self.cfg.optim
+        return ema_step(self.target_encoder, self.encoder, step, total, o.ema_start, o.ema_end)
 
     def eval_encoder(self) -> nn.Module:
         """The EMA target encoder (as in V-JEPA), else the online one."""
