@@ -30,6 +30,11 @@ class MaskTokenPredictor(nn.Module):
         rescale_blocks(self.blocks)
         nn.init.trunc_normal_(self.mask_token, std=0.02)
 
+    def attention_mask(self, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor | None:
+        """Attention mask over each [context; mask tokens] sequence; None: every token sees every other.
+        Subclasses restrict it (e.g. models.video.CausalPredictor: frame-causal)."""
+        return None
+
     def forward(self, z_ctx: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
         B, M, Kt = tgt_idx.shape
         Kc = ctx_idx.shape[1]
@@ -39,7 +44,8 @@ class MaskTokenPredictor(nn.Module):
         queries = self.mask_token + tgt_pos  # (B, M, Kt, Dp)
         ctx = ctx.unsqueeze(1).expand(-1, M, -1, -1)  # (B, M, Kc, Dp)
         h = torch.cat([ctx, queries], dim=2).flatten(0, 1)  # (B*M, Kc+Kt, Dp)
+        mask = self.attention_mask(ctx_idx, tgt_idx)
         for blk in self.blocks:
-            h = blk(h)
+            h = blk(h, mask)
         out = self.head(self.norm(h[:, Kc:]))  # (B*M, Kt, out_dim or D)
         return out.view(B, M, Kt, -1)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from openjepa.models.predictor import MaskTokenPredictor
 from openjepa.models.vit import Block, gather_tokens, init_weights, rescale_blocks, sincos_pos_embed
 
 
@@ -92,7 +93,7 @@ class VideoTransformer(nn.Module):
         return self.norm(z)
 
 
-class CausalPredictor(nn.Module):
+class CausalPredictor(MaskTokenPredictor):
     """Narrow mask-token predictor with frame-causal attention over a (T', h, w) token grid.
 
     z_ctx (B, Kc, D) at ctx_idx (B, Kc); M target sets tgt_idx (B, M, Kt) -> predictions (B, M, Kt, out_dim or D).
@@ -101,17 +102,11 @@ class CausalPredictor(nn.Module):
 
     def __init__(self, grid: tuple[int, int, int], dim: int, pred_dim: int, depth: int, heads: int,
                  mlp_ratio: float = 4.0, out_dim: int | None = None):
-        super().__init__()
+        super().__init__(grid, dim, pred_dim, depth, heads, mlp_ratio, out_dim)
         self.per_slice = grid[1] * grid[2]
-        self.embed = nn.Linear(dim, pred_dim)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, pred_dim))
-        self.register_buffer("pos_embed", sincos_pos_embed(pred_dim, grid).unsqueeze(0), persistent=False)
-        self.blocks = nn.ModuleList([Block(pred_dim, heads, mlp_ratio) for _ in range(depth)])
-        self.norm = nn.LayerNorm(pred_dim)
-        self.head = nn.Linear(pred_dim, dim if out_dim is None else out_dim)
-        init_weights(self)
-        rescale_blocks(self.blocks)
-        nn.init.trunc_normal_(self.mask_token, std=0.02)
+
+    def attention_mask(self, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
+        return self.causal_mask(ctx_idx, tgt_idx)
 
     def causal_mask(self, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
         """(B*M, 1, L, L) bool, True where attention is allowed: key slice <= query slice."""
@@ -119,16 +114,3 @@ class CausalPredictor(nn.Module):
         slices = torch.cat([ctx_idx.unsqueeze(1).expand(-1, M, -1), tgt_idx], dim=2) // self.per_slice  # (B, M, L)
         slices = slices.flatten(0, 1)  # (B*M, L)
         return (slices[:, None, :] <= slices[:, :, None]).unsqueeze(1)
-
-    def forward(self, z_ctx: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
-        B, M, Kt = tgt_idx.shape
-        Kc = ctx_idx.shape[1]
-        pos = self.pos_embed.expand(B, -1, -1)  # (B, N, Dp)
-        ctx = self.embed(z_ctx) + gather_tokens(pos, ctx_idx)  # (B, Kc, Dp)
-        queries = self.mask_token + gather_tokens(pos, tgt_idx.reshape(B, M * Kt)).view(B, M, Kt, -1)  # (B, M, Kt, Dp)
-        h = torch.cat([ctx.unsqueeze(1).expand(-1, M, -1, -1), queries], dim=2).flatten(0, 1)  # (B*M, Kc+Kt, Dp)
-        mask = self.causal_mask(ctx_idx, tgt_idx)
-        for blk in self.blocks:
-            h = blk(h, mask)
-        out = self.head(self.norm(h[:, Kc:]))  # (B*M, Kt, out)
-        return out.view(B, M, Kt, -1)
