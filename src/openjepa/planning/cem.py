@@ -28,6 +28,24 @@ def project(a: torch.Tensor, low: torch.Tensor, high: torch.Tensor, max_norm: fl
     return a
 
 
+def initial_distribution(batch: int, horizon: int, low: torch.Tensor, high: torch.Tensor,
+                         init_mean: torch.Tensor | None, init_std: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sampling mean (B, H, A): zeros or init_mean (a warm start); std: init_std, or half the action range."""
+    mean = torch.zeros(batch, horizon, low.shape[0]) if init_mean is None else init_mean.clone().float()
+    std = torch.full_like(mean, init_std) if init_std is not None else torch.full_like(mean, 0.5) * (high - low)
+    return mean, std
+
+
+def sample_candidates(mean: torch.Tensor, std: torch.Tensor, samples: int, low: torch.Tensor, high: torch.Tensor,
+                      max_norm: float | None, generator: torch.Generator | None) -> torch.Tensor:
+    """(B, N, H, A) sequences ~ N(mean, std) projected to the feasible set; candidate 0 is the projected mean."""
+    B, H, A = mean.shape
+    noise = torch.randn(B, samples, H, A, generator=generator)
+    cand = project(mean[:, None] + std[:, None] * noise, low, high, max_norm)  # (B, N, H, A)
+    cand[:, 0] = project(mean, low, high, max_norm)  # keep the current mean as a candidate
+    return cand
+
+
 @dataclass
 class CEM:
     horizon: int  # H
@@ -50,16 +68,11 @@ class CEM:
              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         low, high = self.action_low.float(), self.action_high.float()
         A = low.shape[0]
-        mean = torch.zeros(batch, self.horizon, A) if init_mean is None else init_mean.clone().float()
-        std = torch.full_like(mean, self.init_std if self.init_std is not None else 0.5)
-        if self.init_std is None:
-            std = std * (high - low)
+        mean, std = initial_distribution(batch, self.horizon, low, high, init_mean, self.init_std)
         best_cost = torch.full((batch,), float("inf"))
         best = mean.clone()
         for _ in range(self.iters):
-            noise = torch.randn(batch, self.samples, self.horizon, A, generator=generator)
-            cand = project(mean[:, None] + std[:, None] * noise, low, high, self.max_norm)  # (B, N, H, A)
-            cand[:, 0] = project(mean, low, high, self.max_norm)  # keep the current mean as a candidate
+            cand = sample_candidates(mean, std, self.samples, low, high, self.max_norm, generator)  # (B, N, H, A)
             cost = cost_fn(cand)  # (B, N)
             top = cost.topk(self.elites, dim=1, largest=False)
             elite = torch.gather(cand, 1, top.indices[:, :, None, None].expand(-1, -1, self.horizon, A))  # (B, E, H, A)

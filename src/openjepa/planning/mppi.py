@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from openjepa.planning.cem import CostFn, project
+from openjepa.planning.cem import CostFn, initial_distribution, project, sample_candidates
 
 
 @dataclass
@@ -38,17 +38,11 @@ class MPPI:
     def plan(self, cost_fn: CostFn, batch: int = 1, init_mean: torch.Tensor | None = None,
              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         low, high = self.action_low.float(), self.action_high.float()
-        A = low.shape[0]
-        mean = torch.zeros(batch, self.horizon, A) if init_mean is None else init_mean.clone().float()
-        std = torch.full_like(mean, 0.5 if self.init_std is None else self.init_std)
-        if self.init_std is None:
-            std = std * (high - low)
+        mean, std = initial_distribution(batch, self.horizon, low, high, init_mean, self.init_std)
         best_cost = torch.full((batch,), float("inf"))
         best = mean.clone()
         for _ in range(self.iters):
-            noise = torch.randn(batch, self.samples, self.horizon, A, generator=generator)
-            cand = project(mean[:, None] + std[:, None] * noise, low, high, self.max_norm)  # (B, N, H, A)
-            cand[:, 0] = project(mean, low, high, self.max_norm)
+            cand = sample_candidates(mean, std, self.samples, low, high, self.max_norm, generator)  # (B, N, H, A)
             cost = cost_fn(cand)  # (B, N)
             scale = cost.std(1, keepdim=True).clamp_min(1e-8)
             w = torch.softmax(-(cost - cost.min(1, keepdim=True).values) / (self.temperature * scale), dim=1)  # (B, N)
