@@ -61,6 +61,15 @@ class _VideoMethod(nn.Module):
     is_video = True
     batch_dims = {"x": 0, "ctx_idx": 0, "tgt_idx": 0}
 
+    def _with_regulariser(self, pred_loss: torch.Tensor, z: torch.Tensor, batch: dict[str, torch.Tensor]
+                          ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The step's loss and logs: pred_loss plus `reg` on the pooled context tokens z (B, Kc, D)."""
+        ctx_idx, tgt_idx = batch["ctx_idx"], batch["tgt_idx"]
+        logs = {"pred_loss": pred_loss.item(), "ctx_tokens": float(ctx_idx.shape[1]),
+                "tgt_tokens": float(tgt_idx.shape[1] * tgt_idx.shape[2])}
+        loss, reg_logs = add_regulariser(pred_loss, z.float().mean(1), self.cfg.reg, int(batch["seed"]))
+        return loss, logs | reg_logs
+
     def _build(self, cfg: Config, out_dim: int | None) -> None:
         self.cfg = cfg
         self.encoder = build_video_encoder(cfg)
@@ -127,10 +136,7 @@ class VJEPA(_VideoMethod):
         z = self.encoder(x, ctx_idx)  # (B, Kc, D)
         pred = self.predictor(z, ctx_idx, tgt_idx)  # (B, M, Kt, D)
         pred_loss = prediction_loss(pred, z_tgt, self.cfg.train.loss)
-        logs = {"pred_loss": pred_loss.item(), "ctx_tokens": float(ctx_idx.shape[1]),
-                "tgt_tokens": float(tgt_idx.shape[1] * tgt_idx.shape[2])}
-        loss, reg_logs = add_regulariser(pred_loss, z.float().mean(1), self.cfg.reg, int(batch["seed"]))
-        return loss, logs | reg_logs
+        return self._with_regulariser(pred_loss, z, batch)
 
     @torch.no_grad()
     def future_error(self, x: torch.Tensor, context_frames: int) -> torch.Tensor:
@@ -166,10 +172,7 @@ class VPixel(_VideoMethod):
         z = self.encoder(x, ctx_idx)  # (B, Kc, D)
         pred = self.predictor(z, ctx_idx, tgt_idx)  # (B, M, Kt, C*t*p*p)
         pred_loss = F.mse_loss(pred.float(), self._pixels(x, tgt_idx))
-        logs = {"pred_loss": pred_loss.item(), "ctx_tokens": float(ctx_idx.shape[1]),
-                "tgt_tokens": float(tgt_idx.shape[1] * tgt_idx.shape[2])}
-        loss, reg_logs = add_regulariser(pred_loss, z.float().mean(1), self.cfg.reg, int(batch["seed"]))
-        return loss, logs | reg_logs
+        return self._with_regulariser(pred_loss, z, batch)
 
     @torch.no_grad()
     def future_error(self, x: torch.Tensor, context_frames: int) -> torch.Tensor:
