@@ -24,6 +24,6 @@ done
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv 2>/dev/null || true
 
 mkdir -p "$(dirname "$RESULT")"
-PYTHONPATH=src timeout 560 "$PY" -m openjepa bench throughput --only ijepa_vits_gpu,ijepa_vitb_gpu \
+PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" timeout 560 "$PY" -m openjepa bench throughput --only ijepa_vits_gpu,ijepa_vitb_gpu \
   --workdir "${TMPDIR:-/tmp}/openjepa_gpu_check" --out "$RESULT"
 echo "result: $RESULT"

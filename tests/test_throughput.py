@@ -24,6 +24,14 @@ def test_step_flops_counts_forward_and_backward():
     assert m.w.grad is None  # counting leaves no gradients behind
 
 
+def test_step_flops_on_a_slice_of_a_large_batch_is_scaled_exactly():
+    m = Linear1(16, 8)
+    m.batch_dims = {"x": 0}
+    batches = [{"x": torch.randn(64, 16)}]
+    whole = step_flops(m, batches, torch.device("cpu"))
+    assert step_flops(m, batches, torch.device("cpu"), max_rows=8) == whole == 4 * 64 * 16 * 8
+
+
 def test_matmul_peak_is_a_plausible_rate():
     fp32 = matmul_peak("fp32", torch.device("cpu"), sizes=(128,), repeats=3)
     assert 0.1 < fp32 < 1e5  # GFLOP/s

@@ -33,6 +33,7 @@ from openjepa.config import Config, load_config
 from openjepa.data.stream import step_generator, take
 from openjepa.eval.features import autocast
 from openjepa.methods import METHODS
+from openjepa.train.distributed import shard
 from openjepa.train.loop import to_float, train
 from openjepa.train.optim import build_optimizer
 from openjepa.train.run import find_preset, load_train_data, provenance, select_device
@@ -83,16 +84,25 @@ def sample_batches(cfg: Config, method: torch.nn.Module, steps: int = 3) -> list
     return [method.collate(to_float(take(x, idx)), step_generator(cfg.train.seed, s)) for s in range(steps)]
 
 
-def step_flops(method: torch.nn.Module, batches: list[dict[str, torch.Tensor]], device: torch.device) -> float:
-    """Mean FLOPs of forward + backward of `method.step` over the batches (fp32; counts do not depend on dtype)."""
+def step_flops(method: torch.nn.Module, batches: list[dict[str, torch.Tensor]], device: torch.device,
+               max_rows: int = 256) -> float:
+    """Mean FLOPs of forward + backward of `method.step` over the batches (fp32; counts do not depend on dtype).
+
+    Batches over `max_rows` rows are counted on an equal slice and scaled up (every operation's count is linear
+    in the rows, and masks are drawn per global batch), so the fp32 count fits where the bf16 run does."""
     total = 0
     for batch in batches:
-        batch = {k: v.to(device) for k, v in batch.items()}
+        dims = getattr(method, "batch_dims", {})
+        rows = next((batch[k].shape[a] for k, a in dims.items() if k in batch), 0)
+        parts = 1
+        while rows > max_rows and rows % 2 == 0:
+            rows, parts = rows // 2, parts * 2
+        batch = {k: v.to(device) for k, v in shard(batch, dims, 0, parts).items()}
         with FlopCounterMode(display=False) as counter:
             loss, _ = method.step(batch)
             loss.backward()
         method.zero_grad(set_to_none=True)
-        total += counter.get_total_flops()
+        total += counter.get_total_flops() * parts
     return total / len(batches)
 
 

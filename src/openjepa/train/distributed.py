@@ -41,9 +41,10 @@ class Dist:
 
 
 def init_distributed() -> Dist:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1): NCCL on CUDA, gloo otherwise."""
+    """Join the process group when launched by torchrun (also with one process, so `train.parallel=fsdp` can be
+    tried on a single GPU): NCCL on CUDA, gloo otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    if world <= 1 and "TORCHELASTIC_RUN_ID" not in os.environ:
         return Dist()
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
