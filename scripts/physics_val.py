@@ -21,7 +21,6 @@ from openjepa.data.physics import PROPERTIES, TEST_SEED, test_quadruplets
 from openjepa.data.video import pad_frames
 from openjepa.eval.surprise import window_starts
 from openjepa.methods import METHODS
-from openjepa.methods.vjepa import VJEPA
 from openjepa.train.checkpoint import load_method
 from openjepa.train.loop import train
 from openjepa.train.run import find_preset
@@ -31,9 +30,7 @@ VAL_SEED = TEST_SEED + 10**6
 
 @torch.no_grad()
 def token_errors(m, clips, C):
-    pred, _, tgt_idx = m._future(clips, C)
-    tgt = m._targets(clips, tgt_idx) if isinstance(m, VJEPA) else m._pixels(clips, tgt_idx)
-    e = (pred.float() - tgt).abs().mean(-1)[:, 0]  # (b, Kt)
+    e = m.future_token_error(clips, C)  # (b, Kt)
     return e.view(e.shape[0], -1, m.grid[1] * m.grid[2])  # (b, S, hw)
 
 
@@ -71,6 +68,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--pixel", action="store_true")
+    ap.add_argument("--pixel-only", action="store_true")
     ap.add_argument("--untrained", action="store_true")
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--steps", type=int, default=160)
@@ -79,7 +77,8 @@ def main():
     base = ["--train.progress=false", "--train.device=cpu"] + QUICK["overrides"] + [f"--train.steps={a.steps}",
                                                                                    f"--train.ckpt_every={a.steps}"]
     res = {"overrides": extra, "steps": a.steps}
-    models = {"jepa": "vjepa_physics_cpu"} | ({"pixel": "vpixel_physics_cpu"} if a.pixel else {})
+    models = {} if a.pixel_only else {"jepa": "vjepa_physics_cpu"}
+    models |= {"pixel": "vpixel_physics_cpu"} if a.pixel or a.pixel_only else {}
     quads = None
     for name, preset in models.items():
         cfg = load_config(find_preset(preset), base + extra)
@@ -95,7 +94,7 @@ def main():
             torch.manual_seed(1000)
             res["untrained"] = evaluate(METHODS["vjepa"](m.cfg).eval(), quads)
     (out / "val.json").write_text(json.dumps(res, indent=1))
-    keys = list(res["jepa"]["gravity"])
+    keys = list(res[next(iter(models))]["gravity"])
     for name in ("jepa", "pixel", "untrained"):
         if name not in res:
             continue

@@ -39,7 +39,7 @@ def test_temporal_crop_is_a_window():
 
 
 @pytest.mark.parametrize("name", ["vjepa", "vpixel"])
-@pytest.mark.parametrize("mask", ["future", "tube", "mixed"])
+@pytest.mark.parametrize("mask", ["future", "tube", "mixed", "next"])
 def test_video_methods_learn_in_five_steps(name, mask, five_steps):
     method = tiny(name, f"--video.mask={mask}")
     x = normalize(torch.from_numpy(train_videos(8, T=12, size=16, channels=1)))
@@ -82,3 +82,57 @@ def test_residual_target_removes_each_positions_clip_mean():
     assert torch.allclose(zr, zt - zt.mean(1, keepdim=True), atol=1e-5)
     err = res.future_error(x, 4)
     assert err.shape == (2, 2) and bool(torch.isfinite(err).all())
+
+
+@pytest.mark.parametrize("name", ["vjepa", "vpixel"])
+@pytest.mark.parametrize("delta", [False, True])
+def test_next_mode_predicts_each_slice_from_earlier_frames_only(name, delta):
+    """video.mask=next (teacher-forced next-slice prediction): the prediction of time slice s (frames 2s, 2s+1)
+    does not change when frames of slice s or later change, and does change when an earlier frame changes;
+    the targets of the jepa twin come from a frame-causal target encoder (no look-ahead either)."""
+    torch.manual_seed(0)
+    m = tiny(name, "--video.mask=next", f"--video.delta={str(delta).lower()}").eval()
+    x = normalize(torch.from_numpy(train_videos(2, T=8, size=16, channels=1)))
+    hw = m.grid[1] * m.grid[2]
+    ctx_idx, tgt_idx = m.future_masks(x, 2)  # slices 1..3 predicted
+    pred = m.predict(x, ctx_idx, tgt_idx)[0]
+    assert tgt_idx.shape == (2, 1, 3 * hw)
+    for s in (1, 2, 3):
+        x2 = x.clone()
+        x2[:, :, 2 * s:] = torch.rand_like(x2[:, :, 2 * s:]) * 2 - 1
+        p2 = m.predict(x2, ctx_idx, tgt_idx)[0]
+        early = (s - 1 + 1) * hw  # predictions of slices 1..s (tokens before slice s+1 in tgt order)
+        assert torch.allclose(p2[:, :, :early], pred[:, :, :early], atol=1e-5)
+        if s < 3:
+            assert (p2[:, :, early:] - pred[:, :, early:]).abs().max() > 1e-5
+    if name == "vjepa":
+        full = torch.arange(m.grid[0] * hw).expand(2, 1, -1)
+        t0 = m._targets(x, full)
+        x3 = x.clone()
+        x3[:, :, 6:] = 0.0  # the last slice
+        assert torch.allclose(m._targets(x3, full)[:, :, :3 * hw], t0[:, :, :3 * hw], atol=1e-5)
+
+
+@pytest.mark.parametrize("mask", ["future", "next"])
+def test_delta_prediction_starts_from_the_last_seen_slice(mask):
+    """video.delta: with the predictor's output zeroed, the pixel twin predicts each slice as the last frame seen
+    before it (held for the tubelet), so a static clip has zero error and a moving one does not; the latent twin
+    predicts the target tokens of the same position at the previous slice (next) or the last context slice
+    (future). delta needs future or next masks."""
+    with pytest.raises(ConfigError, match="video.delta"):
+        build_config({}, ["--train.method=vjepa", *TINY, "--video.delta=true", "--video.mask=tube"])
+    x = normalize(torch.from_numpy(train_videos(2, T=8, size=16, channels=1)))
+    static = x[:, :, :1].expand(-1, -1, 8, -1, -1).contiguous()
+    for name in ("vpixel", "vjepa"):
+        m = tiny(name, f"--video.mask={mask}", "--video.delta=true").eval()
+        torch.nn.init.zeros_(m.predictor.head.weight)
+        torch.nn.init.zeros_(m.predictor.head.bias)
+        if name == "vpixel":
+            assert m.future_error(static, 4).abs().max() < 1e-6
+            assert m.future_error(x, 4).max() > 1e-3  # moving balls: the last frame is not the next one
+        else:
+            ctx_idx, tgt_idx = m.future_masks(x, 4)
+            hw = m.grid[1] * m.grid[2]
+            base_slice = (tgt_idx // hw - 1) if mask == "next" else torch.full_like(tgt_idx, 1)
+            pred = m.predict(x, ctx_idx, tgt_idx)[0]
+            assert torch.allclose(pred, m._targets(x, base_slice * hw + tgt_idx % hw), atol=1e-6)

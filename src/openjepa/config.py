@@ -241,7 +241,7 @@ class EvalConfig:
         _check(self.batch_size >= 1, "eval.batch_size", "must be >= 1")
 
 
-VIDEO_MASKS = ("future", "tube", "mixed")
+VIDEO_MASKS = ("future", "tube", "mixed", "next")
 
 
 @dataclass
@@ -251,12 +251,19 @@ class VideoConfig:
     tubelet: int = 2  # frames per tubelet (tokens span tubelet x patch_size x patch_size pixels)
     context_frames: int = 8  # future prediction: the first context_frames are seen, the rest predicted
     # future: context = first frames, targets = all later tokens; tube: V-JEPA 3-D multi-block masks (cfg.mask's
-    # 2-D blocks extended over all frames); mixed: each step draws one of the two
+    # 2-D blocks extended over all frames); mixed: each step draws one of the two; next: teacher-forced next-slice
+    # prediction (encoders frame-causal; every slice after the first is predicted from the slices before it;
+    # surprise: each slice after the first context_frames, predicted from every earlier slice of its window)
     mask: str = "future"
     # vjepa's regression target: tokens = the LayerNormed target-encoder tokens (V-JEPA); residual = the same
     # minus their mean over the clip's time slices at each spatial position (the static layout removed, so the
     # loss and the surprise are about what moves)
     target: str = "tokens"
+    # predict the change from the last seen slice (mask future or next): prediction of a slice = the previous
+    # slice's target (vjepa: its target-encoder tokens; vpixel: its last frame's pixels) + the predictor's output,
+    # where the previous slice is slice s-1 (next) or the last context slice (future); "nothing moves" is the
+    # predictor's zero output, so the network spends its capacity on what changes
+    delta: bool = False
     physics_videos: int = 2000  # data.dataset=physics: training videos generated in memory
     physics_frames: int = 32  # frames per generated video (>= frames); data.dataset=videos: clip length cut from user videos
     physics_seed: int = 0  # training videos use seeds physics_seed .. physics_seed + physics_videos - 1
@@ -269,6 +276,8 @@ class VideoConfig:
                "video.context_frames", f"must lie in (0, video.frames={self.frames}) and be divisible by "
                f"video.tubelet={self.tubelet}, got {self.context_frames}")
         _check(self.mask in VIDEO_MASKS, "video.mask", f"must be one of {', '.join(VIDEO_MASKS)}; got {self.mask!r}")
+        _check(not self.delta or self.mask in ("future", "next"), "video.delta",
+               f"needs video.mask=future or next (a context that ends at a whole slice), got {self.mask!r}")
         _check(self.target in ("tokens", "residual"), "video.target",
                f"must be tokens or residual; got {self.target!r}")
         _check(self.physics_videos >= 1, "video.physics_videos", f"must be >= 1, got {self.physics_videos}")

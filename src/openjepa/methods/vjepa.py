@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from openjepa.config import Config
-from openjepa.masking.tubes import TubeMasker, future_masks
+from openjepa.masking.tubes import TubeMasker, future_masks, next_masks
 from openjepa.methods.ijepa import add_regulariser, prediction_loss, step_seed
 from openjepa.models.ema import ema_step
 from openjepa.models.video import CausalPredictor, VideoTransformer, patchify3d
@@ -77,6 +77,8 @@ class _VideoMethod(nn.Module):
         self.grid = self.encoder.grid
         self.predictor = CausalPredictor(self.grid, m.dim, m.pred_dim, m.pred_depth, m.pred_heads, m.mlp_ratio,
                                          out_dim=out_dim)
+        self.causal = cfg.video.mask == "next"  # frame-causal encoders, next-slice predictor
+        self.predictor.next_step = self.causal
         k = cfg.mask
         self.tube_masker = TubeMasker(self.grid, n_targets=k.n_targets, target_scale=k.target_scale,
                                       target_aspect=k.target_aspect, context_scale=k.context_scale,
@@ -90,25 +92,44 @@ class _VideoMethod(nn.Module):
             mode = "future" if torch.rand(1, generator=generator).item() < 0.5 else "tube"
         if mode == "future":
             ctx_idx, tgt_idx = future_masks(x.shape[0], self.grid, v.context_frames // v.tubelet)
+        elif mode == "next":
+            ctx_idx, tgt_idx = next_masks(x.shape[0], self.grid)
         else:
             ctx_idx, tgt_idx = self.tube_masker(x.shape[0], generator)
         return {"x": x, "ctx_idx": ctx_idx, "tgt_idx": tgt_idx, "seed": step_seed(generator)}
 
-    def _future(self, x: torch.Tensor, context_frames: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Prediction of every token after the first context_frames: (pred (B, 1, Kt, .), ctx_idx, tgt_idx)."""
+    def future_masks(self, x: torch.Tensor, context_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masks predicting every token after the first context_frames of clips x: (ctx_idx, tgt_idx (B, 1, Kt));
+        with video.mask=next each later slice is predicted from every slice before it (teacher forcing)."""
         t = self.cfg.video.tubelet
         if context_frames % t:
             raise ValueError(f"context_frames={context_frames} must be a multiple of the tubelet ({t})")
         grid = (x.shape[2] // t, *self.grid[1:])
-        ctx_idx, tgt_idx = future_masks(x.shape[0], grid, context_frames // t)
-        ctx_idx, tgt_idx = ctx_idx.to(x.device), tgt_idx.to(x.device)
-        pred = self.predictor(self.encoder(x, ctx_idx), ctx_idx, tgt_idx)
-        return pred, ctx_idx, tgt_idx
+        masks = next_masks if self.causal else future_masks
+        ctx_idx, tgt_idx = masks(x.shape[0], grid, context_frames // t)
+        return ctx_idx.to(x.device), tgt_idx.to(x.device)
 
-    @staticmethod
-    def _per_slice(err: torch.Tensor, per_slice: int) -> torch.Tensor:
-        """(B, Kt) token errors, slice-major -> (B, S) mean per time slice."""
-        return err.view(err.shape[0], -1, per_slice).mean(-1)
+    @torch.no_grad()
+    def future_token_error(self, x: torch.Tensor, context_frames: int) -> torch.Tensor:
+        """Mean L1 error of each predicted token (latent for VJEPA, pixels for VPixel): x (B, C, T, H, W)
+        normalised -> (B, Kt), slice-major."""
+        pred, tgt, _ = self.predict(x, *self.future_masks(x, context_frames))
+        return (pred.float() - tgt).abs().mean(-1)[:, 0]
+
+    @torch.no_grad()
+    def future_error(self, x: torch.Tensor, context_frames: int) -> torch.Tensor:
+        """Mean L1 prediction error per predicted time slice: x (B, C, T, H, W) normalised -> (B, S)."""
+        err = self.future_token_error(x, context_frames)
+        return err.view(err.shape[0], -1, self.grid[1] * self.grid[2]).mean(-1)
+
+    def _base_index(self, tgt_idx: torch.Tensor, ctx_idx: torch.Tensor) -> torch.Tensor:
+        """video.delta: the token each target token's prediction starts from: the same position at the previous
+        slice (next) or at the last context slice (future)."""
+        hw = self.grid[1] * self.grid[2]
+        if self.causal:
+            return tgt_idx - hw
+        last = ctx_idx.max() // hw  # future masks: the context is whole slices 0..last
+        return tgt_idx % hw + last * hw
 
 
 class VJEPA(_VideoMethod):
@@ -119,31 +140,36 @@ class VJEPA(_VideoMethod):
         self._build(cfg, out_dim=None)
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False) if cfg.reg.ema else None
 
-    def _targets(self, x: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
+    def _targets(self, x: torch.Tensor, tgt_idx: torch.Tensor, base_idx: torch.Tensor | None = None):
+        """Target tokens at tgt_idx (B, M, Kt, D); with base_idx also the tokens at base_idx (video.delta)."""
         B, M, Kt = tgt_idx.shape
         with torch.no_grad():
-            z_tgt = self.eval_encoder()(x)  # (B, N, D)
+            z_tgt = self.eval_encoder()(x, causal=self.causal)  # (B, N, D)
             z_tgt = F.layer_norm(z_tgt.float(), z_tgt.shape[-1:])
             if self.cfg.video.target == "residual":  # minus each position's mean over the clip's time slices
                 S = x.shape[2] // self.cfg.video.tubelet
                 z = z_tgt.view(B, S, -1, z_tgt.shape[-1])
                 z_tgt = (z - z.mean(1, keepdim=True)).view(B, -1, z_tgt.shape[-1])
-            return gather_tokens(z_tgt, tgt_idx.reshape(B, M * Kt)).view(B, M, Kt, -1)  # (B, M, Kt, D)
+            out = gather_tokens(z_tgt, tgt_idx.reshape(B, M * Kt)).view(B, M, Kt, -1)  # (B, M, Kt, D)
+            if base_idx is None:
+                return out
+            return out, gather_tokens(z_tgt, base_idx.reshape(B, M * Kt)).view(B, M, Kt, -1)
+
+    def predict(self, x: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(prediction (B, M, Kt, D), target (B, M, Kt, D), context tokens z (B, Kc, D)) for one set of masks."""
+        base_idx = self._base_index(tgt_idx, ctx_idx) if self.cfg.video.delta else None
+        got = self._targets(x, tgt_idx, base_idx)
+        z = self.encoder(x, ctx_idx, causal=self.causal)  # (B, Kc, D)
+        pred = self.predictor(z, ctx_idx, tgt_idx)  # (B, M, Kt, D)
+        if base_idx is None:
+            return pred, got, z
+        tgt, base = got
+        return pred + base, tgt, z
 
     def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        x, ctx_idx, tgt_idx = batch["x"], batch["ctx_idx"], batch["tgt_idx"]
-        z_tgt = self._targets(x, tgt_idx)
-        z = self.encoder(x, ctx_idx)  # (B, Kc, D)
-        pred = self.predictor(z, ctx_idx, tgt_idx)  # (B, M, Kt, D)
-        pred_loss = prediction_loss(pred, z_tgt, self.cfg.train.loss)
-        return self._with_regulariser(pred_loss, z, batch)
-
-    @torch.no_grad()
-    def future_error(self, x: torch.Tensor, context_frames: int) -> torch.Tensor:
-        """Mean L1 latent error per predicted time slice: x (B, C, T, H, W) normalised -> (B, S)."""
-        pred, _, tgt_idx = self._future(x, context_frames)
-        err = (pred.float() - self._targets(x, tgt_idx)).abs().mean(-1)[:, 0]  # (B, Kt)
-        return self._per_slice(err, self.grid[1] * self.grid[2])
+        pred, tgt, z = self.predict(batch["x"], batch["ctx_idx"], batch["tgt_idx"])
+        return self._with_regulariser(prediction_loss(pred, tgt, self.cfg.train.loss), z, batch)
 
     def on_step_end(self, step: int, total: int) -> dict[str, float]:
         o = self.cfg.optim
@@ -167,19 +193,25 @@ class VPixel(_VideoMethod):
         px = patchify3d(x, self.cfg.video.tubelet, self.cfg.model.patch_size).float()  # (B, N, C*t*p*p)
         return gather_tokens(px, tgt_idx.reshape(B, M * Kt)).view(B, M, Kt, -1)
 
-    def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        x, ctx_idx, tgt_idx = batch["x"], batch["ctx_idx"], batch["tgt_idx"]
-        z = self.encoder(x, ctx_idx)  # (B, Kc, D)
-        pred = self.predictor(z, ctx_idx, tgt_idx)  # (B, M, Kt, C*t*p*p)
-        pred_loss = F.mse_loss(pred.float(), self._pixels(x, tgt_idx))
-        return self._with_regulariser(pred_loss, z, batch)
+    def _base_pixels(self, x: torch.Tensor, tgt_idx: torch.Tensor, ctx_idx: torch.Tensor) -> torch.Tensor:
+        """video.delta: each target tubelet's starting guess, the last frame of its base slice held for the
+        tubelet's t frames, (B, M, Kt, C*t*p*p)."""
+        t = self.cfg.video.tubelet
+        held = x[:, :, t - 1::t].repeat_interleave(t, dim=2)  # slice s -> its last frame, t times
+        return self._pixels(held, self._base_index(tgt_idx, ctx_idx))
 
-    @torch.no_grad()
-    def future_error(self, x: torch.Tensor, context_frames: int) -> torch.Tensor:
-        """Mean L1 pixel error per predicted time slice: x (B, C, T, H, W) normalised -> (B, S)."""
-        pred, _, tgt_idx = self._future(x, context_frames)
-        err = (pred.float() - self._pixels(x, tgt_idx)).abs().mean(-1)[:, 0]  # (B, Kt)
-        return self._per_slice(err, self.grid[1] * self.grid[2])
+    def predict(self, x: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(predicted pixels (B, M, Kt, C*t*p*p), true pixels, context tokens z (B, Kc, D))."""
+        z = self.encoder(x, ctx_idx, causal=self.causal)  # (B, Kc, D)
+        pred = self.predictor(z, ctx_idx, tgt_idx)  # (B, M, Kt, C*t*p*p)
+        if self.cfg.video.delta:
+            pred = pred + self._base_pixels(x, tgt_idx, ctx_idx)
+        return pred, self._pixels(x, tgt_idx), z
+
+    def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        pred, tgt, z = self.predict(batch["x"], batch["ctx_idx"], batch["tgt_idx"])
+        return self._with_regulariser(F.mse_loss(pred.float(), tgt), z, batch)
 
     def on_step_end(self, step: int, total: int) -> dict[str, float]:
         return {}

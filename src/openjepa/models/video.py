@@ -76,7 +76,9 @@ class VideoTransformer(nn.Module):
     def num_patches(self) -> int:
         return self.patch_embed.num_patches
 
-    def forward(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, idx: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
+        """causal: frame-causal attention (a token at slice s sees only tokens at slices <= s), so the output at
+        slice s is a function of the frames up to s alone."""
         if x.dim() != 5:
             raise ValueError(f"expected a video batch (B, C, T, H, W), got shape {tuple(x.shape)}")
         t, p = self.patch_embed.tubelet, self.patch_embed.patch_size
@@ -88,8 +90,13 @@ class VideoTransformer(nn.Module):
         z = self.patch_embed(x) + pos  # (B, N, D)
         if idx is not None:
             z = gather_tokens(z, idx)  # (B, K, D)
+        mask = None
+        if causal:
+            hw = grid[1] * grid[2]
+            slices = (idx if idx is not None else torch.arange(z.shape[1], device=z.device).expand(z.shape[0], -1)) // hw
+            mask = (slices[:, None, :] <= slices[:, :, None]).unsqueeze(1)  # (B, 1, K, K)
         for blk in self.blocks:
-            z = blk(z)
+            z = blk(z, mask)
         return self.norm(z)
 
 
@@ -104,9 +111,23 @@ class CausalPredictor(MaskTokenPredictor):
                  mlp_ratio: float = 4.0, out_dim: int | None = None):
         super().__init__(grid, dim, pred_dim, depth, heads, mlp_ratio, out_dim)
         self.per_slice = grid[1] * grid[2]
+        self.next_step = False  # video.mask=next: see next_step_mask
 
     def attention_mask(self, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
-        return self.causal_mask(ctx_idx, tgt_idx)
+        return self.next_step_mask(ctx_idx, tgt_idx) if self.next_step else self.causal_mask(ctx_idx, tgt_idx)
+
+    def next_step_mask(self, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
+        """(B*M, 1, L, L) bool for teacher-forced next-slice prediction, where the context may hold every slice:
+        a context token sees context tokens at slices <= its own; a mask token at slice s sees context tokens at
+        slices < s and the mask tokens of slice s. So the prediction of slice s never sees slice s or later."""
+        B, M, Kt = tgt_idx.shape
+        Kc = ctx_idx.shape[1]
+        slices = (torch.cat([ctx_idx.unsqueeze(1).expand(-1, M, -1), tgt_idx], dim=2) // self.per_slice).flatten(0, 1)
+        is_ctx = torch.arange(Kc + Kt, device=slices.device) < Kc  # (L,)
+        q, k = slices[:, :, None], slices[:, None, :]  # (B*M, L, 1), (B*M, 1, L)
+        qc, kc = is_ctx[None, :, None], is_ctx[None, None, :]
+        allowed = (qc & kc & (k <= q)) | (~qc & kc & (k < q)) | (~qc & ~kc & (k == q))
+        return allowed.unsqueeze(1)
 
     def causal_mask(self, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
         """(B*M, 1, L, L) bool, True where attention is allowed: key slice <= query slice."""
