@@ -122,6 +122,16 @@ class _VideoMethod(nn.Module):
         err = self.future_token_error(x, context_frames)
         return err.view(err.shape[0], -1, self.grid[1] * self.grid[2]).mean(-1)
 
+    def _predictor(self, z: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
+        """The predictor on context tokens z (B, Kc, D); with video.delta each query also starts from the context
+        token at its base position (future and next masks hold whole slices from slice 0, so a token's index is
+        its position in z)."""
+        if not self.cfg.video.delta:
+            return self.predictor(z, ctx_idx, tgt_idx)
+        B, M, Kt = tgt_idx.shape
+        init = gather_tokens(z, self._base_index(tgt_idx, ctx_idx).reshape(B, M * Kt)).view(B, M, Kt, -1)
+        return self.predictor(z, ctx_idx, tgt_idx, query_init=init)
+
     def _base_index(self, tgt_idx: torch.Tensor, ctx_idx: torch.Tensor) -> torch.Tensor:
         """video.delta: the token each target token's prediction starts from: the same position at the previous
         slice (next) or at the last context slice (future)."""
@@ -161,7 +171,7 @@ class VJEPA(_VideoMethod):
         base_idx = self._base_index(tgt_idx, ctx_idx) if self.cfg.video.delta else None
         got = self._targets(x, tgt_idx, base_idx)
         z = self.encoder(x, ctx_idx, causal=self.causal)  # (B, Kc, D)
-        pred = self.predictor(z, ctx_idx, tgt_idx)  # (B, M, Kt, D)
+        pred = self._predictor(z, ctx_idx, tgt_idx)  # (B, M, Kt, D)
         if base_idx is None:
             return pred, got, z
         tgt, base = got
@@ -204,7 +214,7 @@ class VPixel(_VideoMethod):
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(predicted pixels (B, M, Kt, C*t*p*p), true pixels, context tokens z (B, Kc, D))."""
         z = self.encoder(x, ctx_idx, causal=self.causal)  # (B, Kc, D)
-        pred = self.predictor(z, ctx_idx, tgt_idx)  # (B, M, Kt, C*t*p*p)
+        pred = self._predictor(z, ctx_idx, tgt_idx)  # (B, M, Kt, C*t*p*p)
         if self.cfg.video.delta:
             pred = pred + self._base_pixels(x, tgt_idx, ctx_idx)
         return pred, self._pixels(x, tgt_idx), z

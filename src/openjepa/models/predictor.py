@@ -35,13 +35,18 @@ class MaskTokenPredictor(nn.Module):
         Subclasses restrict it (e.g. models.video.CausalPredictor: frame-causal)."""
         return None
 
-    def forward(self, z_ctx: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
+    def forward(self, z_ctx: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor,
+                query_init: torch.Tensor | None = None) -> torch.Tensor:
+        """query_init (B, M, Kt, D), optional: encoder tokens added (embedded) to the mask tokens, e.g. each
+        target's token at the previous time slice (video.delta), so a query starts from what was there."""
         B, M, Kt = tgt_idx.shape
         Kc = ctx_idx.shape[1]
         pos = self.pos_embed.expand(B, -1, -1)  # (B, N, Dp)
         ctx = self.embed(z_ctx) + gather_tokens(pos, ctx_idx)  # (B, Kc, Dp)
         tgt_pos = gather_tokens(pos, tgt_idx.reshape(B, M * Kt)).view(B, M, Kt, -1)  # (B, M, Kt, Dp)
         queries = self.mask_token + tgt_pos  # (B, M, Kt, Dp)
+        if query_init is not None:
+            queries = queries + self.embed(query_init)
         ctx = ctx.unsqueeze(1).expand(-1, M, -1, -1)  # (B, M, Kc, Dp)
         h = torch.cat([ctx, queries], dim=2).flatten(0, 1)  # (B*M, Kc+Kt, Dp)
         mask = self.attention_mask(ctx_idx, tgt_idx)
