@@ -325,11 +325,13 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--env", default="two_rooms")
     pl.add_argument("--planner", choices=["cem", "mppi"], default="mppi")
     pl.add_argument("--episodes", type=int, default=20)
-    pl.add_argument("--horizon", type=int, default=None, help="imagined steps per plan (default: the checkpoint's "
-                    "training window)")
+    pl.add_argument("--horizon", type=int, default=None, help="imagined model steps per plan (default: the "
+                    "checkpoint's training window); a model trained with world.frameskip=k holds each planned "
+                    "action k env steps, so a plan spans horizon * k env steps")
     pl.add_argument("--samples", type=int, default=200, help="candidate action sequences per iteration")
     pl.add_argument("--iters", type=int, default=10, help="planner iterations per replan")
-    pl.add_argument("--replan-every", type=int, default=1, help="actions executed between plans (k)")
+    pl.add_argument("--replan-every", type=int, default=1, help="planned actions executed between plans "
+                    "(each held world.frameskip env steps)")
     pl.add_argument("--cost", choices=["sum", "last"], default="sum", help="latent distance summed over imagined "
                     "steps or at the last one")
     pl.add_argument("--parallel", type=int, default=0, help="episodes planned side by side (default: all)")
