@@ -1,16 +1,19 @@
 """`openjepa bench planning`: collect -> train a world model -> plan to goal images, per env and planner.
 
-Budget (full): 3,000 random-walk episodes of 16 steps; the `world_model_two_rooms` preset (its own step budget,
-<= 45 min on 2 CPU cores); then MPC episodes (start and goal in different rooms) with CEM and MPPI
-(100 samples, 5 iterations, horizon 16, one action per replan, summed cost), the random-action baseline on the
-same episodes, and the same planners on layouts never seen in training (door moved, wall moved). Rows:
+Budget (full), per model of `MODELS`: 3,000 random-walk episodes as long as one training window
+((world.frames - 1) * world.frameskip env steps); the `world_model_<env>` preset (its own step budget, <= 45 min
+on 2 CPU cores); then MPC episodes (start and goal in different rooms) with CEM and MPPI (100 samples,
+5 iterations, horizon 16 planned actions, one planned action per replan, summed cost), the random-action baseline
+on the same episodes, and the same planners on layouts never seen in training (door moved, wall moved). The
+`two_rooms_doors` model is trained on doors drawn per episode (`door_y_range`) and tested outside that range.
+Rows:
 
-    {"env", "layout", "planner", "episodes", "success_rate", "mean_final_distance", "seconds_per_step", ...}
+    {"model", "env", "layout", "planner", "episodes", "success_rate", "mean_final_distance", "seconds_per_step", ...}
 
 `seconds_per_step` is amortised over the episodes planned side by side; `latency_s_per_step` is one agent's
 planning time per executed step when it plans alone (the issue's <= 1 s target).
 
-plus one energy-landscape figure per env (planning cost over a grid of first actions next to the true distance
+plus one energy-landscape figure per model (planning cost over a grid of first actions next to the true distance
 after the same plan) and a planned-vs-executed picture, written beside the result file. `quick` runs every row
 on a tiny budget (a few minutes): its numbers only show that the pipeline works.
 """
