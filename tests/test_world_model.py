@@ -106,7 +106,8 @@ def test_collate_with_frameskip_strides_frames_and_concatenates_actions():
     # planning: a held action (B, H, 2) is the model action of k equal env actions
     s0, held = torch.randn(2, 32), torch.randn(2, 4, 2)
     assert method.action_repeat == k
-    assert torch.allclose(method.imagine(s0, held), method.predictor.rollout(s0, held.repeat_interleave(k, 1).reshape(2, 4, 2 * k)))
+    tiled = held.repeat_interleave(k, 1).reshape(2, 4, 2 * k)  # (B, H, k*A): k copies of each action
+    assert torch.allclose(method.imagine(s0, held), method.predictor.rollout(s0, tiled))
 
 
 def test_config_errors_name_the_key():

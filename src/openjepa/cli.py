@@ -28,7 +28,7 @@ EPILOG = """examples:
   openjepa train vjepa_physics_cpu --out runs/vjepa  # video world model on procedural physics videos
   openjepa surprise runs/vjepa clip.mp4 --json      # violation-of-expectation surprise per frame
   openjepa bench physics --quick                   # intuitive-physics benchmark (jepa vs pixel vs untrained)
-  openjepa data collect two_rooms --episodes 3000 --out data/two_rooms
+  openjepa data collect two_rooms --episodes 3000 --steps 80 --out data/two_rooms
   openjepa train world_model_two_rooms --data.path=data/two_rooms --out runs/wm
   openjepa plan runs/wm --env two_rooms --planner mppi --episodes 50 --json
 """
@@ -306,11 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Write DIR/meta.json + DIR/shard_*.npz: obs uint8 (n, T+1, C, H, W), actions "
                         "float32 (n, T, A), pos (n, T+1, 2) (format: src/openjepa/data/trajectories.py). Env "
                         "settings: --env.KEY=VALUE (e.g. --env.door_y=20).",
-                        epilog="example: openjepa data collect two_rooms --episodes 3000 --out data/two_rooms")
+                        epilog="example: openjepa data collect two_rooms --episodes 3000 --steps 80 --out data/two_rooms")
     c.add_argument("env", metavar="ENV")
     c.add_argument("--episodes", type=int, required=True)
     c.add_argument("--out", required=True, metavar="DIR")
-    c.add_argument("--steps", type=int, default=16, help="actions per episode (T; default 16, PLDM's 17 frames)")
+    c.add_argument("--steps", type=int, default=16, help="actions per episode (T; default 16, PLDM's 17 frames; "
+                   "a preset needs >= (world.frames - 1) * world.frameskip: 80 for world_model_two_rooms)")
     c.add_argument("--policy", default="random_walk", help="random_walk (default; PLDM-style) | uniform")
     c.add_argument("--seed", type=int, default=0)
     c.set_defaults(func=cmd_data_collect)

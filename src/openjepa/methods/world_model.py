@@ -59,8 +59,8 @@ class WorldModel(nn.Module):
         self.encoder = build_encoder(cfg)
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False) if cfg.reg.ema else None
         self.predictor = PREDICTORS[w.predictor](m.dim, w.action_dim * w.frameskip, pred_dim=m.pred_dim,
-                                                 depth=m.pred_depth, heads=m.pred_heads, max_frames=w.frames, cond=w.cond,
-                                                 mlp_ratio=m.mlp_ratio)
+                                                 depth=m.pred_depth, heads=m.pred_heads, max_frames=w.frames,
+                                                 cond=w.cond, mlp_ratio=m.mlp_ratio)
         self.idm = InverseDynamics(m.dim, w.action_dim * w.frameskip) if w.idm_weight > 0 else None
 
     @staticmethod

@@ -75,7 +75,8 @@ def plan_episodes(checkpoint, env_name: str = "two_rooms", overrides=(), planner
            "mean_final_distance": float(np.mean(dist)), "seconds_per_step": round(float(sps), 4),
            "seconds_per_replan": round(float(np.mean([r.seconds_per_replan for r in results])), 4),
            "horizon": horizon, "action_repeat": getattr(model, "action_repeat", 1), "samples": samples,
-           "iters": iters, "replan_every": replan_every, "cost": cost, "parallel": batch, "env_overrides": list(overrides), "seed": seed}
+           "iters": iters, "replan_every": replan_every, "cost": cost, "parallel": batch,
+           "env_overrides": list(overrides), "seed": seed}
     if picture:
         draw_paths(results[0], envs[0], picture)
         out["picture"] = str(picture)
