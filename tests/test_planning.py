@@ -106,6 +106,34 @@ def test_mpc_with_an_oracle_model_succeeds(name):
     assert np.mean(rnd.final_distance) > np.mean(res.final_distance)
 
 
+class RepeatOracle(OracleModel):
+    """The oracle with temporal abstraction: one model step = `action_repeat` env steps of the held action."""
+    action_repeat = 3
+
+    def imagine(self, s0, a):
+        return s0[:, None] + (self.action_repeat * a).cumsum(1)
+
+
+def test_mpc_holds_each_planned_action_for_action_repeat_steps():
+    from openjepa.data.envs import make_env
+    from openjepa.planning.run import build_planner
+
+    envs = [make_env("two_rooms", start_goal="same_room", max_steps=40) for _ in range(3)]
+    planner = build_planner("mppi", envs[0], horizon=4, samples=64, iters=4)
+    res = run_mpc(RepeatOracle(), envs, [0, 1, 2], planner, replan_every=1, generator=torch.Generator().manual_seed(0))
+    assert all(res.success), res.final_distance
+    assert res.action_repeat == 3
+    for e in range(3):
+        # one plan per 3 env steps (the last plan may stop early at success)
+        assert len(res.plans[e]) == -(-res.steps[e] // 3)
+        moves = np.diff(np.array(res.paths[e]), axis=0)  # (steps, 2)
+        groups = [moves[i:i + 3] for i in range(0, len(moves) - 2, 3)]  # the env steps of one planned action
+        held = [np.allclose(g, g[0]) for g in groups]  # equal moves unless a wall cut one short
+        assert len(groups) >= 1 and np.mean(held) >= 0.5, held
+    with pytest.raises(ValueError, match="replan_every"):
+        run_mpc(RepeatOracle(), envs, [0, 1, 2], planner, replan_every=5)
+
+
 def test_plan_cli_end_to_end_on_a_tiny_model(tmp_path, capsys, one_thread):
     from openjepa.cli import main
     from openjepa.config import build_config
@@ -140,8 +168,10 @@ def test_bench_planning_writes_rows_and_figures(tmp_path, monkeypatch, capsys, o
     monkeypatch.setattr(planning, "QUICK", {"episodes_data": 24, "train": ["--train.steps=2", "--train.monitor_every=0",
                                                                          "--world.rollout=4", "--data.batch_size=8"],
                                             "episodes": 2, "samples": 8, "iters": 1, "horizon": 4, "max_steps": 3})
-    monkeypatch.setattr(planning, "LAYOUTS", {"two_rooms": {"train": [], "unseen_door_y20": ["--env.door_y=20"]},
-                                              "four_rooms": {"train": []}})
+    monkeypatch.setattr(planning, "MODELS", {
+        "two_rooms_doors": ("two_rooms", ["--env.door_y_range=[20,44]"],
+                            {"train": [], "unseen_door_y12": ["--env.door_y=12"]}),
+        "four_rooms": ("four_rooms", [], {"train": []})})
     out = tmp_path / "planning.json"
     assert main(["bench", "planning", "--quick", "--out", str(out), "--workdir", str(tmp_path / "w"),
                  "--train.precision=fp32", "--model.dim=16", "--model.pred_dim=16"]) == 0
@@ -152,8 +182,14 @@ def test_bench_planning_writes_rows_and_figures(tmp_path, monkeypatch, capsys, o
     layouts = {(r["env"], r["layout"]) for r in result["rows"]}
     assert {env for env, _ in layouts} == {"two_rooms", "four_rooms"}
     assert ("two_rooms", "train") in layouts and any(lay.startswith("unseen") for _, lay in layouts)
+    assert {r["model"] for r in result["rows"]} == {"two_rooms_doors", "four_rooms"}
     for env, layout in layouts:
         assert sorted(r["planner"] for r in result["rows"] if (r["env"], r["layout"]) == (env, layout)) == \
             ["cem", "mppi", "random"]
     assert any(f.endswith("_energy.png") for f in result["figures"])
+    assert result["configs"]["two_rooms_doors"]["data_env"] == ["--env.door_y_range=[20,44]"]
+    data_meta = json.loads((tmp_path / "w" / "planning_quick" / "data_two_rooms_doors" / "meta.json").read_text())
+    assert data_meta["env_config"]["door_y_range"] == [20, 44]  # training data drew its door per episode
+    assert data_meta["steps"] == (result["configs"]["two_rooms_doors"]["world"]["frames"] - 1) * \
+        result["configs"]["two_rooms_doors"]["world"]["frameskip"]
     assert all(Path(f).stat().st_size > 1000 for f in result["figures"])

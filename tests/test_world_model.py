@@ -86,7 +86,33 @@ def test_collate_cuts_aligned_windows():
         method.collate(torch.zeros(4, 1, 65, 65), torch.Generator())
 
 
+def test_collate_with_frameskip_strides_frames_and_concatenates_actions():
+    k = 3
+    method = METHODS["world_model"](build_config({}, TINY + [f"--world.frameskip={k}"]))
+    L = 20  # (6 - 1) * 3 + 1 = 16 env frames per window
+    obs = (torch.arange(4)[:, None] * 100 + torch.arange(L)[None]).float()[:, :, None, None, None].expand(4, L, 1, 65, 65)
+    a = torch.stack([(torch.arange(4)[:, None] * 100 + torch.arange(L - 1)[None]).float(), -torch.ones(4, L - 1)], -1)
+    b = method.collate({"obs": obs, "a": a}, torch.Generator().manual_seed(0))
+    assert b["obs"].shape == (4, 6, 1, 65, 65) and b["a"].shape == (4, 5, 2 * k)
+    first = b["obs"][:, :, 0, 0, 0]  # (4, 6) env frame numbers
+    assert torch.equal(first[:, 1:] - first[:, :-1], torch.full((4, 5), float(k)))  # every k-th frame
+    # model action t = the k env actions from frame t to frame t + 1, (x, y) pairs in order
+    assert torch.equal(b["a"][..., 0::2], first[:, :-1, None] + torch.arange(k))
+    assert torch.equal(b["a"][..., 1::2], -torch.ones(4, 5, k))
+    loss, _ = method.step(b | {"obs": torch.randn(4, 6, 1, 65, 65)})
+    assert torch.isfinite(loss)
+    with pytest.raises(ValueError, match="frameskip"):  # episodes shorter than one window
+        method.collate({"obs": obs[:, :15], "a": a[:, :14]}, torch.Generator())
+    # planning: a held action (B, H, 2) is the model action of k equal env actions
+    s0, held = torch.randn(2, 32), torch.randn(2, 4, 2)
+    assert method.action_repeat == k
+    tiled = held.repeat_interleave(k, 1).reshape(2, 4, 2 * k)  # (B, H, k*A): k copies of each action
+    assert torch.allclose(method.imagine(s0, held), method.predictor.rollout(s0, tiled))
+
+
 def test_config_errors_name_the_key():
+    with pytest.raises(ConfigError, match="world.frameskip"):
+        build_config({}, TINY + ["--world.frameskip=0"])
     with pytest.raises(ConfigError, match="world.rollout"):
         build_config({}, TINY + ["--world.rollout=6"])
     with pytest.raises(ConfigError, match="world.predictor"):

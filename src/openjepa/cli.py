@@ -28,7 +28,7 @@ EPILOG = """examples:
   openjepa train vjepa_physics_cpu --out runs/vjepa  # video world model on procedural physics videos
   openjepa surprise runs/vjepa clip.mp4 --json      # violation-of-expectation surprise per frame
   openjepa bench physics --quick                   # intuitive-physics benchmark (jepa vs pixel vs untrained)
-  openjepa data collect two_rooms --episodes 3000 --out data/two_rooms
+  openjepa data collect two_rooms --episodes 3000 --steps 80 --out data/two_rooms
   openjepa train world_model_two_rooms --data.path=data/two_rooms --out runs/wm
   openjepa plan runs/wm --env two_rooms --planner mppi --episodes 50 --json
 """
@@ -306,11 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Write DIR/meta.json + DIR/shard_*.npz: obs uint8 (n, T+1, C, H, W), actions "
                         "float32 (n, T, A), pos (n, T+1, 2) (format: src/openjepa/data/trajectories.py). Env "
                         "settings: --env.KEY=VALUE (e.g. --env.door_y=20).",
-                        epilog="example: openjepa data collect two_rooms --episodes 3000 --out data/two_rooms")
+                        epilog="example: openjepa data collect two_rooms --episodes 3000 --steps 80 --out data/two_rooms")
     c.add_argument("env", metavar="ENV")
     c.add_argument("--episodes", type=int, required=True)
     c.add_argument("--out", required=True, metavar="DIR")
-    c.add_argument("--steps", type=int, default=16, help="actions per episode (T; default 16, PLDM's 17 frames)")
+    c.add_argument("--steps", type=int, default=16, help="actions per episode (T; default 16, PLDM's 17 frames; "
+                   "a preset needs >= (world.frames - 1) * world.frameskip: 80 for world_model_two_rooms)")
     c.add_argument("--policy", default="random_walk", help="random_walk (default; PLDM-style) | uniform")
     c.add_argument("--seed", type=int, default=0)
     c.set_defaults(func=cmd_data_collect)
@@ -325,11 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--env", default="two_rooms")
     pl.add_argument("--planner", choices=["cem", "mppi"], default="mppi")
     pl.add_argument("--episodes", type=int, default=20)
-    pl.add_argument("--horizon", type=int, default=None, help="imagined steps per plan (default: the checkpoint's "
-                    "training window)")
+    pl.add_argument("--horizon", type=int, default=None, help="imagined model steps per plan (default: the "
+                    "checkpoint's training window); a model trained with world.frameskip=k holds each planned "
+                    "action k env steps, so a plan spans horizon * k env steps")
     pl.add_argument("--samples", type=int, default=200, help="candidate action sequences per iteration")
     pl.add_argument("--iters", type=int, default=10, help="planner iterations per replan")
-    pl.add_argument("--replan-every", type=int, default=1, help="actions executed between plans (k)")
+    pl.add_argument("--replan-every", type=int, default=1, help="planned actions executed between plans "
+                    "(each held world.frameskip env steps)")
     pl.add_argument("--cost", choices=["sum", "last"], default="sum", help="latent distance summed over imagined "
                     "steps or at the last one")
     pl.add_argument("--parallel", type=int, default=0, help="episodes planned side by side (default: all)")

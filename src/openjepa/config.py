@@ -298,7 +298,10 @@ class WorldConfig:
     predictor: str = "gru"  # gru | transformer (frame-causal)
     cond: str = "adaln"  # transformer only: adaln (actions modulate their frame's token) | tokens (interleaved)
     action_dim: int = 2  # A, the env's action size
-    frames: int = 17  # frames per training window (cut at random from longer episodes)
+    frames: int = 17  # model frames per training window (cut at random from longer episodes)
+    frameskip: int = 1  # env steps per model step (temporal abstraction, DINO-WM uses 5): a window takes every
+    # frameskip-th frame of (frames - 1) * frameskip + 1 env frames and the frameskip actions between two of them
+    # concatenated (predictor action size frameskip * action_dim); planning holds each planned action frameskip steps
     rollout: int = 16  # open-loop steps of the multi-step rollout loss from the window's first frame (0: none)
     tf_weight: float = 1.0  # teacher-forced one-step prediction loss
     rollout_weight: float = 1.0  # multi-step rollout loss
@@ -312,6 +315,7 @@ class WorldConfig:
         _check(self.cond in ("adaln", "tokens"), "world.cond", f"must be 'adaln' or 'tokens', got {self.cond!r}")
         _check(self.action_dim >= 1, "world.action_dim", f"must be >= 1, got {self.action_dim}")
         _check(self.frames >= 2, "world.frames", f"must be >= 2, got {self.frames}")
+        _check(self.frameskip >= 1, "world.frameskip", f"must be >= 1, got {self.frameskip}")
         _check(0 <= self.rollout <= self.frames - 1, "world.rollout",
                f"must be in [0, world.frames - 1 = {self.frames - 1}], got {self.rollout}")
         for key in ("tf_weight", "rollout_weight", "smooth_weight", "idm_weight"):

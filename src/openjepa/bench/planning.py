@@ -1,16 +1,19 @@
 """`openjepa bench planning`: collect -> train a world model -> plan to goal images, per env and planner.
 
-Budget (full): 3,000 random-walk episodes of 16 steps; the `world_model_two_rooms` preset (its own step budget,
-<= 45 min on 2 CPU cores); then MPC episodes (start and goal in different rooms) with CEM and MPPI
-(100 samples, 5 iterations, horizon 16, one action per replan, summed cost), the random-action baseline on the
-same episodes, and the same planners on layouts never seen in training (door moved, wall moved). Rows:
+Budget (full), per model of `MODELS`: 3,000 random-walk episodes as long as one training window
+((world.frames - 1) * world.frameskip env steps); the `world_model_<env>` preset (its own step budget, <= 45 min
+on 2 CPU cores); then MPC episodes (start and goal in different rooms) with CEM and MPPI (100 samples,
+5 iterations, horizon 16 planned actions, one planned action per replan, summed cost), the random-action baseline
+on the same episodes, and the same planners on layouts never seen in training (door moved, wall moved). The
+`two_rooms_doors` model is trained on doors drawn per episode (`door_y_range`) and tested outside that range.
+Rows:
 
-    {"env", "layout", "planner", "episodes", "success_rate", "mean_final_distance", "seconds_per_step", ...}
+    {"model", "env", "layout", "planner", "episodes", "success_rate", "mean_final_distance", "seconds_per_step", ...}
 
 `seconds_per_step` is amortised over the episodes planned side by side; `latency_s_per_step` is one agent's
 planning time per executed step when it plans alone (the issue's <= 1 s target).
 
-plus one energy-landscape figure per env (planning cost over a grid of first actions next to the true distance
+plus one energy-landscape figure per model (planning cost over a grid of first actions next to the true distance
 after the same plan) and a planned-vs-executed picture, written beside the result file. `quick` runs every row
 on a tiny budget (a few minutes): its numbers only show that the pipeline works.
 """
@@ -25,24 +28,33 @@ from typing import Any
 import numpy as np
 
 from openjepa.config import load_config
-from openjepa.data.envs import make_env
+from openjepa.data.envs import env_kwargs, make_env
 from openjepa.data.trajectories import collect
 from openjepa.planning.mpc import run_random
 from openjepa.planning.run import energy_landscape, load_world_model, plan_episodes, plot_landscape
 from openjepa.train.loop import train
 from openjepa.train.run import find_preset, provenance
 
-# layout name -> env overrides; "train" is the layout the data was collected in
-LAYOUTS = {
-    "two_rooms": {
+# model name -> (env, env overrides of its training data, {layout name: env overrides of the test episodes}).
+# "two_rooms" trains on the PLDM layout (door at row 32) and tests there and on layouts it never saw;
+# "two_rooms_doors" trains on per-episode doors in rows 20-44 and tests inside that range (row 32) and outside it
+# (rows 12 and 52, and the wall moved to column 24).
+MODELS = {
+    "two_rooms": ("two_rooms", [], {
         "train": [],
         "unseen_door_y20": ["--env.door_y=20"],
         "unseen_wall_x24_door_y44": ["--env.wall_x=24", "--env.door_y=44"],
-    },
-    "four_rooms": {
+    }),
+    "two_rooms_doors": ("two_rooms", ["--env.door_y_range=[20,44]"], {
+        "train_door_y32": ["--env.door_y=32"],
+        "unseen_door_y12": ["--env.door_y=12"],
+        "unseen_door_y52": ["--env.door_y=52"],
+        "unseen_wall_x24_door_y32": ["--env.wall_x=24", "--env.door_y=32"],
+    }),
+    "four_rooms": ("four_rooms", [], {
         "train": [],
         "unseen_doors_moved": ["--env.door_up_y=10", "--env.door_right_x=54"],
-    },
+    }),
 }
 FULL = {"episodes_data": 3000, "train": [], "episodes": 50, "samples": 100, "iters": 5, "horizon": 16,
         "max_steps": 0}  # 0: the env's own limit (200 Two-Rooms, 300 Four-Rooms)
@@ -57,17 +69,19 @@ def run_planning(quick: bool, workdir: Path, overrides: list[str], out: Path) ->
     b = QUICK if quick else FULL
     meta = provenance()
     rows, configs, figures = [], {}, []
-    for env_name, layouts in LAYOUTS.items():
-        data = suite_dir / f"data_{env_name}"
-        t0 = time.time()
-        collect(env_name, b["episodes_data"], 16, data, seed=0, progress=False)
-        collect_seconds = round(time.time() - t0, 1)
+    for name, (env_name, data_env, layouts) in MODELS.items():
+        data = suite_dir / f"data_{name}"
         cfg = load_config(find_preset(f"world_model_{env_name}"),
                           [f"--data.path={data}", "--train.progress=false"] + b["train"] + list(overrides))
-        configs[env_name] = cfg.to_dict()
-        run_dir = suite_dir / f"wm_{env_name}"
-        print(f"== bench planning: {env_name}: {b['episodes_data']} episodes collected in {collect_seconds}s; "
-              f"training {cfg.train.steps} steps")
+        steps = (cfg.world.frames - 1) * cfg.world.frameskip  # env steps per episode: one training window
+        t0 = time.time()
+        collect(env_name, b["episodes_data"], steps, data, seed=0, env_kwargs=env_kwargs(env_name, data_env),
+                progress=False)
+        collect_seconds = round(time.time() - t0, 1)
+        configs[name] = cfg.to_dict() | {"data_env": data_env, "data_steps": steps}
+        run_dir = suite_dir / f"wm_{name}"
+        print(f"== bench planning: {name}: {b['episodes_data']} episodes of {steps} steps collected in "
+              f"{collect_seconds}s; training {cfg.train.steps} steps")
         t0 = time.time()
         train(cfg, run_dir)
         train_seconds = round(time.time() - t0, 1)
@@ -77,11 +91,11 @@ def run_planning(quick: bool, workdir: Path, overrides: list[str], out: Path) ->
             seeds = list(range(10_000, 10_000 + b["episodes"]))
             envs = [make_env(env_name, env_over + lay_over) for _ in seeds]
             rnd = run_random(envs, seeds).summary()
-            rows.append({"env": env_name, "layout": layout, "planner": "random", "episodes": rnd["episodes"],
+            rows.append({"model": name, "env": env_name, "layout": layout, "planner": "random", "episodes": rnd["episodes"],
                          "success_rate": rnd["success_rate"], "mean_final_distance": rnd["mean_final_distance"],
-                         "seconds_per_step": 0.0})
+                         "seconds_per_step": 0.0, "train_seconds": train_seconds})
             for planner in ("cem", "mppi"):
-                pic = Path(out).with_name(f"{Path(out).stem}_{env_name}_{layout}_{planner}.png")
+                pic = Path(out).with_name(f"{Path(out).stem}_{name}_{layout}_{planner}.png")
                 t0 = time.time()
                 r = plan_episodes(run_dir, env_name, env_over + lay_over, planner=planner, episodes=b["episodes"],
                                   horizon=b["horizon"], samples=b["samples"], iters=b["iters"], seed=10_000,
@@ -90,16 +104,17 @@ def run_planning(quick: bool, workdir: Path, overrides: list[str], out: Path) ->
                 solo = plan_episodes(run_dir, env_name, env_over + lay_over + ["--env.max_steps=10"], planner=planner,
                                      episodes=1, horizon=b["horizon"], samples=b["samples"], iters=b["iters"],
                                      seed=10_000, model=model)  # one agent alone: its latency per executed step
-                r.update(layout=layout, plan_seconds=plan_seconds, train_seconds=train_seconds,
+                r.update(model=name, layout=layout, plan_seconds=plan_seconds, train_seconds=train_seconds,
                          latency_s_per_step=solo["seconds_per_step"],
                          checkpoint=str(run_dir / "checkpoints" / "last.pt"))
                 rows.append(r)
                 figures.append(str(pic))
-                print(f"   {layout} {planner}: success {r['success_rate']:.2f}, distance {r['mean_final_distance']:.1f}, "
+                print(f"   {name} {layout} {planner}: success {r['success_rate']:.2f}, distance {r['mean_final_distance']:.1f}, "
                       f"{r['seconds_per_step']:.3f} s/step")
-        land = energy_landscape(model, make_env(env_name, env_over), seed=10_000, horizon=b["horizon"])
-        fig = Path(out).with_name(f"{Path(out).stem}_{env_name}_energy.png")
-        plot_landscape(land, fig, title=f"{env_name}: start {np.round(land['start'], 1).tolist()}, "
+        land = energy_landscape(model, make_env(env_name, env_over + next(iter(layouts.values()))), seed=10_000,
+                                horizon=b["horizon"])
+        fig = Path(out).with_name(f"{Path(out).stem}_{name}_energy.png")
+        plot_landscape(land, fig, title=f"{name}: start {np.round(land['start'], 1).tolist()}, "
                        f"goal {np.round(land['goal'], 1).tolist()}, constant action for {b['horizon']} steps")
         figures.append(str(fig))
     return {"suite": "planning", "quick": quick, "git_sha": meta["git_sha"], "machine": meta["machine"],

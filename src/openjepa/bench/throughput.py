@@ -205,7 +205,8 @@ def run_throughput(quick: bool, workdir: Path, overrides: list[str], out: Path, 
                 if not (traj / "meta.json").exists():
                     from openjepa.data.trajectories import collect
 
-                    collect("two_rooms", 256, 16, traj, seed=0, progress=False)
+                    w = load_config(find_preset(preset)).world
+                    collect("two_rooms", 256, (w.frames - 1) * w.frameskip, traj, seed=0, progress=False)
                 extra = [e.replace("{trajectories}", str(traj)) for e in extra]
             cfg = load_config(find_preset(preset), extra + budget + list(overrides))
             cfgs[f"{name}/{dtype}"] = cfg.to_dict()

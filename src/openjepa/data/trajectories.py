@@ -118,7 +118,7 @@ def load_trajectories(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     meta_file = root / "meta.json"
     if not meta_file.is_file():
         raise FileNotFoundError(f"{root} is not a trajectory dataset (no meta.json); create one with "
-                                f"`openjepa data collect two_rooms --episodes 3000 --out {root}`")
+                                f"`openjepa data collect two_rooms --episodes 3000 --steps 80 --out {root}`")
     meta = json.loads(meta_file.read_text())
     if meta.get("format") != FORMAT:
         raise ValueError(f"{meta_file}: unknown format {meta.get('format')!r}, expected {FORMAT!r}")

@@ -18,6 +18,12 @@ ablation found essential on Two-Rooms). Without EMA the targets carry gradient (
 
 Data (see data/trajectories.py): {"obs": (N, T+1, C, H, W), "a": (N, T, A)}; `collate` cuts a random window
 of `world.frames` frames from each episode.
+
+Temporal abstraction (`world.frameskip` = k, DINO-WM's frameskip): one model step covers k env steps. A window
+then spans (frames - 1) * k + 1 env frames, keeps every k-th one, and the model action of a step is the k env
+actions between its two frames concatenated, (B, F-1, k*A). Planning plans one action per model step and holds
+it for k env steps (`imagine` tiles it), so a 16-step imagined horizon spans 16 k env steps: with k = 5 the
+whole path through Two-Rooms' door instead of ~39 px of it.
 """
 
 from __future__ import annotations
@@ -52,36 +58,40 @@ class WorldModel(nn.Module):
         w, m = cfg.world, cfg.model
         self.encoder = build_encoder(cfg)
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False) if cfg.reg.ema else None
-        self.predictor = PREDICTORS[w.predictor](m.dim, w.action_dim, pred_dim=m.pred_dim, depth=m.pred_depth,
-                                                 heads=m.pred_heads, max_frames=w.frames, cond=w.cond,
-                                                 mlp_ratio=m.mlp_ratio)
-        self.idm = InverseDynamics(m.dim, w.action_dim) if w.idm_weight > 0 else None
+        self.predictor = PREDICTORS[w.predictor](m.dim, w.action_dim * w.frameskip, pred_dim=m.pred_dim,
+                                                 depth=m.pred_depth, heads=m.pred_heads, max_frames=w.frames,
+                                                 cond=w.cond, mlp_ratio=m.mlp_ratio)
+        self.idm = InverseDynamics(m.dim, w.action_dim * w.frameskip) if w.idm_weight > 0 else None
 
     @staticmethod
     def example_input(cfg: Config, n: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """Random data of the training form (normalised): obs (n, frames, C, H, W), a (n, frames - 1, A)."""
+        """Random data of the training form (normalised): obs (n, frames, C, H, W), a (n, frames - 1, k*A)."""
         d, w = cfg.data, cfg.world
         obs = torch.randn(n, w.frames, d.channels, d.img_size, d.img_size, generator=generator)
-        return {"obs": obs, "a": torch.randn(n, w.frames - 1, w.action_dim, generator=generator)}
+        return {"obs": obs, "a": torch.randn(n, w.frames - 1, w.action_dim * w.frameskip, generator=generator)}
 
     def collate(self, x: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
         """x {"obs": (B, L, C, H, W), "a": (B, L-1, A), ...} -> a random window of F = world.frames frames per
-        episode: {"obs": (B, F, C, H, W), "a": (B, F-1, A), "seed"}."""
+        episode, every k = world.frameskip-th env frame: {"obs": (B, F, C, H, W), "a": (B, F-1, k*A), "seed"}."""
         if not isinstance(x, dict) or "obs" not in x or "a" not in x:
             raise ValueError("world_model trains on trajectories: data must be a dict with 'obs' (N, T+1, C, H, W) "
                              "and 'a' (N, T, A), e.g. --data.dataset=trajectories --data.path=DIR")
         obs, a = x["obs"], x["a"]
         B, L = obs.shape[:2]
-        Fr = self.cfg.world.frames
+        Fr, k = self.cfg.world.frames, self.cfg.world.frameskip
         if a.shape[1] != L - 1 or a.shape[-1] != self.cfg.world.action_dim:
             raise ValueError(f"actions {tuple(a.shape)} do not match obs {tuple(obs.shape)}: expected "
                              f"(B, {L - 1}, world.action_dim={self.cfg.world.action_dim})")
-        if L < Fr:
-            raise ValueError(f"episodes have {L} frames, fewer than world.frames={Fr}")
-        off = torch.randint(0, L - Fr + 1, (B,), generator=generator)  # (B,)
-        idx = off[:, None] + torch.arange(Fr)  # (B, F)
+        span = (Fr - 1) * k + 1  # env frames per window
+        if L < span:
+            raise ValueError(f"episodes have {L} frames, fewer than (world.frames - 1) * world.frameskip + 1 = "
+                             f"{span}: collect longer episodes (openjepa data collect ... --steps {span - 1})")
+        off = torch.randint(0, L - span + 1, (B,), generator=generator)  # (B,)
+        idx = off[:, None] + k * torch.arange(Fr)  # (B, F)
         rows = torch.arange(B)[:, None]
-        return {"obs": obs[rows, idx], "a": a[rows, idx[:, :-1]], "seed": step_seed(generator)}
+        a_idx = idx[:, :-1, None] + torch.arange(k)  # (B, F-1, k): the env actions of each model step
+        acts = a[rows[:, :, None], a_idx].flatten(2)  # (B, F-1, k*A)
+        return {"obs": obs[rows, idx], "a": acts, "seed": step_seed(generator)}
 
     def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         w = self.cfg.world
@@ -134,7 +144,12 @@ class WorldModel(nn.Module):
         """Normalised goal obs (B, C, H, W) -> (B, D) in the space the predictor predicts (target encoder)."""
         return encode_frames(self.eval_encoder(), obs).float()
 
+    @property
+    def action_repeat(self) -> int:
+        """Env steps per planned action (world.frameskip): MPC executes each planned action this many times."""
+        return self.cfg.world.frameskip
+
     @torch.no_grad()
     def imagine(self, s0: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        """s0 (B, D), actions (B, H, A) -> imagined states (B, H, D)."""
-        return self.predictor.rollout(s0, a).float()
+        """s0 (B, D), planned actions (B, H, A), each held for frameskip env steps -> imagined states (B, H, D)."""
+        return self.predictor.rollout(s0, a.repeat(1, 1, self.cfg.world.frameskip)).float()  # (B, H, k*A)

@@ -6,6 +6,10 @@
            execute plan[:, :k] in every unfinished env, warm-start the next plan with the rest (shifted)
     until success (env.is_success) or env.cfg.max_steps steps.
 
+Temporal abstraction: a model trained with world.frameskip = k has `action_repeat` = k; each planned action is
+then held for k env steps, `replan_every` counts planned actions (k env steps each) and the horizon H spans H k
+env steps. Step counts and the step limit are always env steps.
+
 Cost (PLDM / EB-JEPA): the L2 distance between imagined states and the goal state, summed over all H imagined
 steps (`cost="sum"`) or taken at the last one (`cost="last"`).
 
@@ -61,6 +65,7 @@ class Episodes:
     paths: list[list[np.ndarray]] = field(default_factory=list)  # executed positions per episode
     goals: list[np.ndarray] = field(default_factory=list)
     plans: list[list[tuple[np.ndarray, np.ndarray]]] = field(default_factory=list)  # (position, planned actions (H, A))
+    action_repeat: int = 1  # env steps per planned action (the model's frameskip)
     frames: list[np.ndarray] = field(default_factory=list)  # render() of episode 0, one per step
 
     def summary(self) -> dict:
@@ -87,6 +92,7 @@ def run_mpc(model, envs: list, seeds: list[int], planner, replan_every: int = 1,
     plans: list[list] = [[] for _ in range(E)]
     frames = [envs[0].render()] if record_frames else []
     A = envs[0].action_space.shape[0]
+    repeat = getattr(model, "action_repeat", 1)  # env steps per planned action
     warm = torch.zeros(E, planner.horizon, A)
     plan_seconds, executed, replans = 0.0, 0, 0
     t = 0
@@ -98,13 +104,13 @@ def run_mpc(model, envs: list, seeds: list[int], planner, replan_every: int = 1,
                                generator=generator)  # (L, H, A)
         plan_seconds += time.perf_counter() - t0
         replans += 1
-        k = min(replan_every, limit - t)
+        k = min(replan_every, -(-(limit - t) // repeat))  # planned actions to execute now
         for j, e in enumerate(live):
             plans[e].append((infos[e]["pos"].copy(), plan[j].numpy().copy()))
-            for i in range(k):
+            for i in range(k * repeat):
                 if done[e]:
                     break
-                obs[e], _, term, trunc, infos[e] = envs[e].step(plan[j, i].numpy())
+                obs[e], _, term, trunc, infos[e] = envs[e].step(plan[j, i // repeat].numpy())
                 steps[e] += 1
                 executed += 1
                 paths[e].append(infos[e]["pos"].copy())
@@ -113,11 +119,11 @@ def run_mpc(model, envs: list, seeds: list[int], planner, replan_every: int = 1,
                 done[e] = bool(term) or steps[e] >= limit
         shifted = torch.cat([plan[:, k:], torch.zeros(len(live), k, A)], dim=1)
         warm[live] = shifted
-        t += k
+        t += k * repeat
     return Episodes(success=[env.is_success() for env in envs], final_distance=[env.distance() for env in envs],
                     steps=steps, seconds_per_step=plan_seconds / max(executed, 1),
                     seconds_per_replan=plan_seconds / max(replans, 1), paths=paths,
-                    goals=[env.goal.copy() for env in envs], plans=plans, frames=frames)
+                    goals=[env.goal.copy() for env in envs], plans=plans, frames=frames, action_repeat=repeat)
 
 
 def run_random(envs: list, seeds: list[int], max_steps: int | None = None,

@@ -51,6 +51,7 @@ def plan_episodes(checkpoint, env_name: str = "two_rooms", overrides=(), planner
     ops: on a busy 2-core machine 1 thread is several times faster than an oversubscribed 2)."""
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    # horizon and replan_every count planned actions; with a frameskip-k model each is held for k env steps
     if threads:
         torch.set_num_threads(threads)
     if model is None:
@@ -73,8 +74,9 @@ def plan_episodes(checkpoint, env_name: str = "two_rooms", overrides=(), planner
     out = {"env": env_name, "planner": planner, "episodes": episodes, "success_rate": float(np.mean(success)),
            "mean_final_distance": float(np.mean(dist)), "seconds_per_step": round(float(sps), 4),
            "seconds_per_replan": round(float(np.mean([r.seconds_per_replan for r in results])), 4),
-           "horizon": horizon, "samples": samples, "iters": iters, "replan_every": replan_every, "cost": cost,
-           "parallel": batch, "env_overrides": list(overrides), "seed": seed}
+           "horizon": horizon, "action_repeat": getattr(model, "action_repeat", 1), "samples": samples,
+           "iters": iters, "replan_every": replan_every, "cost": cost, "parallel": batch,
+           "env_overrides": list(overrides), "seed": seed}
     if picture:
         draw_paths(results[0], envs[0], picture)
         out["picture"] = str(picture)
@@ -96,6 +98,7 @@ def draw_paths(res, env, path: str | Path, n: int = 6) -> None:
         ax.plot(p[:, 0], p[:, 1], "-", color="tab:blue", lw=1.5, label="executed")
         if res.plans and res.plans[e]:
             start, acts = res.plans[e][0]
+            acts = np.repeat(acts, res.action_repeat, axis=0)  # each planned action is held action_repeat steps
             planned = start + np.cumsum(np.vstack([np.zeros(2), acts]), axis=0)
             ax.plot(planned[:, 0], planned[:, 1], "--", color="tab:orange", lw=1.2, label="first plan")
         ax.plot(*p[0], "o", color="tab:blue", ms=5)
@@ -130,10 +133,11 @@ def energy_landscape(model, env, seed: int, horizon: int = 8, grid: int = 21, co
     sg = model.encode_goal(obs_tensor([env.goal_obs()]))
     c = latent_cost(model, s0, sg, cost)(acts.contiguous()).view(grid, grid).numpy()
     true = np.zeros((grid, grid))
+    repeat = getattr(model, "action_repeat", 1)  # env steps per planned action
     for i in range(grid):
         for j in range(grid):
             env.reset(seed=seed)
-            for _ in range(horizon):
+            for _ in range(horizon * repeat):
                 env.step([dx[i, j], dy[i, j]])
             true[i, j] = env.distance()
     # latent distance to the goal with the agent placed at every free position (the goal fixed)

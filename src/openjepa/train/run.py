@@ -115,7 +115,7 @@ def trajectories(cfg: Config) -> tuple[dict[str, torch.Tensor], None]:
 
     if not cfg.data.path:
         raise ValueError("data.dataset=trajectories needs --data.path=DIR (make one with `openjepa data collect "
-                         "two_rooms --episodes 3000 --out DIR`)")
+                         "two_rooms --episodes 3000 --steps 80 --out DIR`)")
     x, meta = load_trajectories(cfg.data.path)
     C, H, W = x["obs"].shape[2:]
     if (C, H) != (cfg.data.channels, cfg.data.img_size) or H != W:
