@@ -101,7 +101,7 @@ def test_next_mode_predicts_each_slice_from_earlier_frames_only(name, delta):
         x2 = x.clone()
         x2[:, :, 2 * s:] = torch.rand_like(x2[:, :, 2 * s:]) * 2 - 1
         p2 = m.predict(x2, ctx_idx, tgt_idx)[0]
-        early = (s - 1 + 1) * hw  # predictions of slices 1..s (tokens before slice s+1 in tgt order)
+        early = s * hw  # predictions of slices 1..s (the first s slices of tgt)
         assert torch.allclose(p2[:, :, :early], pred[:, :, :early], atol=1e-5)
         if s < 3:
             assert (p2[:, :, early:] - pred[:, :, early:]).abs().max() > 1e-5

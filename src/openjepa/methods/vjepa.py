@@ -75,10 +75,9 @@ class _VideoMethod(nn.Module):
         self.encoder = build_video_encoder(cfg)
         m = cfg.model
         self.grid = self.encoder.grid
-        self.predictor = CausalPredictor(self.grid, m.dim, m.pred_dim, m.pred_depth, m.pred_heads, m.mlp_ratio,
-                                         out_dim=out_dim)
         self.causal = cfg.video.mask == "next"  # frame-causal encoders, next-slice predictor
-        self.predictor.next_step = self.causal
+        self.predictor = CausalPredictor(self.grid, m.dim, m.pred_dim, m.pred_depth, m.pred_heads, m.mlp_ratio,
+                                         out_dim=out_dim, next_step=self.causal)
         k = cfg.mask
         self.tube_masker = TubeMasker(self.grid, n_targets=k.n_targets, target_scale=k.target_scale,
                                       target_aspect=k.target_aspect, context_scale=k.context_scale,
@@ -138,7 +137,7 @@ class _VideoMethod(nn.Module):
         hw = self.grid[1] * self.grid[2]
         if self.causal:
             return tgt_idx - hw
-        last = ctx_idx.max() // hw  # future masks: the context is whole slices 0..last
+        last = ctx_idx.shape[1] // hw - 1  # future masks: the context is whole slices 0..last
         return tgt_idx % hw + last * hw
 
 

@@ -108,10 +108,10 @@ class CausalPredictor(MaskTokenPredictor):
     in it, token i may attend to token j only if slice(j) <= slice(i)."""
 
     def __init__(self, grid: tuple[int, int, int], dim: int, pred_dim: int, depth: int, heads: int,
-                 mlp_ratio: float = 4.0, out_dim: int | None = None):
+                 mlp_ratio: float = 4.0, out_dim: int | None = None, next_step: bool = False):
         super().__init__(grid, dim, pred_dim, depth, heads, mlp_ratio, out_dim)
         self.per_slice = grid[1] * grid[2]
-        self.next_step = False  # video.mask=next: see next_step_mask
+        self.next_step = next_step  # video.mask=next: see next_step_mask
 
     def attention_mask(self, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
         return self.next_step_mask(ctx_idx, tgt_idx) if self.next_step else self.causal_mask(ctx_idx, tgt_idx)
