@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from openjepa.data.physics import PROPERTIES, TEST_SEED, make_quadruplet, train_video, train_videos
+from openjepa.data.physics import (OCCLUSION_KINDS, PROPERTIES, TEST_SEED, make_quadruplet, occlusion_video, train_video,
+                                   train_videos)
 
 
 def test_train_videos_deterministic_and_shaped():
@@ -21,6 +22,37 @@ def test_train_video_ball_moves_and_state_is_returned():
     assert pos.shape[0] == 16 and vel.shape == pos.shape
     assert np.abs(vel).sum() > 0
     assert np.abs(frames[1:].astype(int) - frames[:-1]).sum() > 0  # something changes between frames
+
+
+def test_occlusion_videos_hide_a_moving_ball_and_are_deterministic():
+    hidden_then_seen = empty = 0
+    for seed in range(40):
+        f, pos, vel = occlusion_video(seed, T=32)
+        assert f.shape == (32, 32, 32, 3) and np.array_equal(f, occlusion_video(seed, T=32)[0])
+        moving = [t for t in range(31) if not np.array_equal(f[t], f[t + 1])]
+        if not moving:  # an empty scene: nothing changes
+            empty += 1
+            continue
+        inside = (pos[:, 0, 0] > 0.1) & (pos[:, 0, 0] < 0.9)
+        # the ball moves on inside the frame while the frames stay equal: it is behind an occluder
+        hidden = [t for t in range(31) if np.array_equal(f[t], f[t + 1]) and inside[t] and inside[t + 1]
+                  and np.abs(vel[t, 0]).sum() > 1e-3]
+        hidden_then_seen += bool(hidden)
+    assert empty < 10 and hidden_then_seen >= 25
+
+
+def test_occlusion_share_of_training_videos():
+    base = train_videos(6, T=8, seed=11)
+    assert np.array_equal(train_videos(6, T=8, seed=11, occlusion=0.0), base)
+    allocc = train_videos(6, T=8, seed=11, occlusion=1.0)
+    for i in range(6):
+        assert np.array_equal(allocc[i], occlusion_video(11 + i, T=8)[0].transpose(3, 0, 1, 2))
+    half = train_videos(40, T=8, seed=0, occlusion=0.5)
+    n_occ = sum(np.array_equal(half[i], occlusion_video(i, T=8)[0].transpose(3, 0, 1, 2)) for i in range(40))
+    assert 10 <= n_occ <= 30
+    with pytest.raises(ValueError, match="occlusion"):
+        train_videos(2, occlusion=1.5)
+    assert len(OCCLUSION_KINDS) == 5
 
 
 def test_training_seeds_must_stay_below_test_seeds():

@@ -28,6 +28,8 @@ def test_video_config_checks():
         build_config({}, ["--train.method=vjepa"])  # fashion_mnist is not video
     with pytest.raises(ConfigError, match="data.dataset"):
         build_config({}, ["--data.dataset=physics"])  # ijepa on videos
+    with pytest.raises(ConfigError, match="video.physics_occlusion"):
+        build_config({}, ["--train.method=vjepa", *TINY, "--video.physics_occlusion=1.2"])
 
 
 def test_temporal_crop_is_a_window():

@@ -267,6 +267,9 @@ class VideoConfig:
     physics_videos: int = 2000  # data.dataset=physics: training videos generated in memory
     physics_frames: int = 32  # frames per generated video (>= frames); data.dataset=videos: clip length cut from user videos
     physics_seed: int = 0  # training videos use seeds physics_seed .. physics_seed + physics_videos - 1
+    # share of the training videos built around an occlusion (data/physics.py occlusion_video: balls rolling or
+    # thrown behind occluders, bouncing off hidden wall feet, empty scenes); the rest are physics.train_video's mix
+    physics_occlusion: float = 0.0
 
     def __post_init__(self) -> None:
         _check(self.tubelet >= 1, "video.tubelet", f"must be >= 1, got {self.tubelet}")
@@ -284,6 +287,8 @@ class VideoConfig:
         _check(self.physics_frames >= self.frames, "video.physics_frames",
                f"must be >= video.frames={self.frames}, got {self.physics_frames}")
         _check(self.physics_seed >= 0, "video.physics_seed", f"must be >= 0, got {self.physics_seed}")
+        _check(0.0 <= self.physics_occlusion <= 1.0, "video.physics_occlusion",
+               f"must lie in [0, 1], got {self.physics_occlusion}")
 
 
 WORLD_PREDICTORS = ("gru", "transformer")

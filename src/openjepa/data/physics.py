@@ -215,13 +215,82 @@ def train_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, split
     return render(scene, pos, present, size, channels), pos, vel
 
 
-def train_videos(n: int, T: int = 32, size: int = 32, channels: int = 3, seed: int = 0) -> np.ndarray:
-    """n training videos, seeds seed..seed+n-1 (all below TEST_SEED): uint8 (n, channels, T, size, size)."""
+OCCLUSION_KINDS = ("cross", "cross2", "arc", "wall", "empty")
+
+
+def occlusion_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, split: str = "train"
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One physically possible video built around an occlusion, the situations the test quadruplets probe
+    (same return as `train_video`; random stream independent of train_video's for the same seed). Kinds:
+    cross (a ball rolls behind one occluder and out), cross2 (behind two, seen in the gap), arc (a ball thrown
+    over the floor arcs or hops behind a tall occluder, bouncing), wall (a ball rolls against a wall whose foot
+    an occluder hides and bounces back), empty (occluders, no ball). Either direction; the ball is hidden at a
+    random frame of the video. Ball hues from the split's half sextants, like `train_video`."""
+    rng = np.random.default_rng([seed, 7])
+    bg, grad, floor_y, floor_col = _scene_base(rng)
+    occ_cols = [_occ_colour(rng, bg) for _ in range(2)]
+    r = float(rng.uniform(0.04, 0.075))
+    scene = Scene(bg, grad, floor_y, floor_col, np.array([r]), _colour(rng, split, [bg, *occ_cols])[None])
+    kind = OCCLUSION_KINDS[rng.choice(len(OCCLUSION_KINDS), p=[0.3, 0.2, 0.2, 0.2, 0.1])]
+    ground = floor_y + r
+    g = float(rng.uniform(0.004, 0.009))
+    t_hide = float(rng.uniform(4, T - 4))  # when the ball is behind the (first) occluder's centre
+    v = float(rng.uniform(0.015, 0.04))
+    xc = float(rng.uniform(0.3, 0.7))
+    present = np.ones((T, 1), bool)
+    side_walls = bool(rng.random() < 0.3)
+    if kind in ("cross", "empty"):
+        w = float(rng.uniform(0.2, 0.38))
+        scene.occluders.append((xc - w / 2, xc + w / 2, floor_y, float(rng.uniform(0.4, 1.0)), occ_cols[0]))
+        state = [xc - v * t_hide, ground, v, 0.0]
+        present[:] = kind == "cross"
+    elif kind == "cross2":
+        w, gap = float(rng.uniform(0.18, 0.27)), float(rng.uniform(0.08, 0.18))
+        x1 = float(rng.uniform(0.05, 0.95 - 2 * w - gap))
+        for k, x in enumerate((x1, x1 + w + gap)):
+            scene.occluders.append((x, x + w, floor_y, float(rng.uniform(0.4, 1.0)), occ_cols[k]))
+        state = [x1 + w / 2 - v * t_hide, ground, v, 0.0]
+    elif kind == "arc":
+        w = float(rng.uniform(0.22, 0.36))
+        scene.occluders.append((xc - w / 2, xc + w / 2, floor_y, 1.0, occ_cols[0]))
+        vx = float(rng.uniform(0.015, 0.03))
+        t_up = float(rng.uniform(3.0, 13.0))  # frames to the apex
+        t0 = t_hide - t_up
+        state = [xc - vx * t_up, ground + float(rng.uniform(0.0, 0.12)), vx, g * t_up]
+        pos = simulate(scene, np.array([state]), T + 1 + max(int(-t0), 0), g, float(rng.uniform(0.6, 0.95)),
+                       side_walls=side_walls)[max(int(-t0), 0):]
+    else:  # wall
+        hw = float(rng.uniform(0.015, 0.03))
+        w = float(rng.uniform(0.26, 0.4))
+        scene.walls.append((xc, hw, float(rng.uniform(0.5, 1.0)), occ_cols[1]))
+        scene.occluders.append((xc - w / 2, xc + w / 2, floor_y, floor_y + float(rng.uniform(0.15, 0.35)),
+                                occ_cols[0]))
+        state = [xc - hw - r - v * t_hide, ground, v, 0.0]
+    if kind != "arc":
+        pos = simulate(scene, np.array([state]), T + 1, g, side_walls=side_walls)
+    if rng.random() < 0.5:  # mirror the whole video left-right
+        scene.occluders = [(1 - x1, 1 - x0, y0, y1, c) for x0, x1, y0, y1, c in scene.occluders]
+        scene.walls = [(1 - c, hw, top, col) for c, hw, top, col in scene.walls]
+        pos = pos.copy()
+        pos[..., 0] = 1 - pos[..., 0]
+    vel = pos[1:T + 1] - pos[:T]
+    pos = pos[:T]
+    return render(scene, pos, present, size, channels), pos, vel
+
+
+def train_videos(n: int, T: int = 32, size: int = 32, channels: int = 3, seed: int = 0,
+                 occlusion: float = 0.0) -> np.ndarray:
+    """n training videos, seeds seed..seed+n-1 (all below TEST_SEED): uint8 (n, channels, T, size, size). A share
+    `occlusion` of them (drawn per seed) are `occlusion_video`s, the rest `train_video`s."""
     if seed + n > TEST_SEED:
         raise ValueError(f"training seeds must stay below {TEST_SEED}")
+    if not 0.0 <= occlusion <= 1.0:
+        raise ValueError(f"occlusion share must lie in [0, 1], got {occlusion}")
     out = np.empty((n, channels, T, size, size), np.uint8)
     for i in range(n):
-        out[i] = train_video(seed + i, T, size, channels)[0].transpose(3, 0, 1, 2)
+        occ = occlusion > 0 and np.random.default_rng([seed + i, 8]).random() < occlusion
+        make = occlusion_video if occ else train_video
+        out[i] = make(seed + i, T, size, channels)[0].transpose(3, 0, 1, 2)
     return out
 
 

@@ -96,7 +96,8 @@ def physics_videos(cfg: Config) -> tuple[torch.Tensor, None]:
     from openjepa.data.physics import train_videos
 
     v = cfg.video
-    x = train_videos(v.physics_videos, v.physics_frames, cfg.data.img_size, cfg.data.channels, v.physics_seed)
+    x = train_videos(v.physics_videos, v.physics_frames, cfg.data.img_size, cfg.data.channels, v.physics_seed,
+                     v.physics_occlusion)
     return torch.from_numpy(x), None
 
 
