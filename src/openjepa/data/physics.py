@@ -215,6 +215,16 @@ def train_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, split
     return render(scene, pos, present, size, channels), pos, vel
 
 
+def _mirror(scene: Scene, *tracks: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Mirror a video left-right: the scene's occluders and walls in place, and copies of ball tracks (T, nb, 2)."""
+    scene.occluders = [(1 - x1, 1 - x0, y0, y1, c) for x0, x1, y0, y1, c in scene.occluders]
+    scene.walls = [(1 - xc, hw, top, c) for xc, hw, top, c in scene.walls]
+    out = tuple(p.copy() for p in tracks)
+    for p in out:
+        p[..., 0] = 1 - p[..., 0]
+    return out
+
+
 OCCLUSION_KINDS = ("cross", "cross2", "arc", "wall", "empty")
 
 
@@ -268,11 +278,8 @@ def occlusion_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, s
         state = [xc - hw - r - v * t_hide, ground, v, 0.0]
     if kind != "arc":
         pos = simulate(scene, np.array([state]), T + 1, g, side_walls=side_walls)
-    if rng.random() < 0.5:  # mirror the whole video left-right
-        scene.occluders = [(1 - x1, 1 - x0, y0, y1, c) for x0, x1, y0, y1, c in scene.occluders]
-        scene.walls = [(1 - c, hw, top, col) for c, hw, top, col in scene.walls]
-        pos = pos.copy()
-        pos[..., 0] = 1 - pos[..., 0]
+    if rng.random() < 0.5:
+        pos, = _mirror(scene, pos)
     vel = pos[1:T + 1] - pos[:T]
     pos = pos[:T]
     return render(scene, pos, present, size, channels), pos, vel
@@ -384,11 +391,8 @@ def _try_quadruplet(prop: str, rng: np.random.Generator, T: int, size: int, chan
         pb = simulate(scene, np.array([[x0, ground, vx, g * t_land / 2]]), T, g, side_walls=False,
                       restitution=float(rng.uniform(0.8, 0.95)))
         pres_a = pres_b = one
-    if flip:  # mirror the whole layout left-right
-        scene.occluders = [(1 - x1, 1 - x0, y0, y1, c) for x0, x1, y0, y1, c in scene.occluders]
-        scene.walls = [(1 - xc, hw, top, c) for xc, hw, top, c in scene.walls]
-        pa, pb = pa.copy(), pb.copy()
-        pa[..., 0], pb[..., 0] = 1 - pa[..., 0], 1 - pb[..., 0]
+    if flip:
+        pa, pb = _mirror(scene, pa, pb)
     A = render(scene, pa, pres_a, size, channels)
     B = render(scene, pb, pres_b, size, channels)
     run = _hidden_run(A, B, 4, T - 4)
