@@ -28,6 +28,16 @@ def test_panel_flags_low_rank_direction_collapse():
     assert collapse_panel(z)["collapsed"]
 
 
+def test_panel_shared_offset_is_not_collapse_but_few_directions_are():
+    g = torch.Generator().manual_seed(0)
+    healthy = 4.0 + torch.randn(512, 64, generator=g)  # common component, 64 directions of variation
+    p = collapse_panel(healthy)
+    assert p["mean_cos"] > 0.9 and p["rankme"] > 6.4 and not p["collapsed"]
+    narrow = 4.0 + 0.5 * torch.randn(512, 3, generator=g) @ torch.randn(3, 64, generator=g)  # 3 directions
+    p = collapse_panel(narrow)
+    assert p["mean_cos"] > 0.9 and p["rankme"] < 6.4 and p["collapsed"]
+
+
 def test_rankme_counts_dimensions():
     z = torch.zeros(100, 8)
     z[:, :4] = torch.randn(100, 4)

@@ -8,7 +8,9 @@
 
 `collapsed` is True when any of the following holds (thresholds chosen so that a standard Gaussian batch
 is far from all of them and a constant batch trips all of them):
-  feat_std * sqrt(D) < 0.1, mean_cos > 0.9, or RankMe < max(2, 0.01 * min(N, D)).
+  feat_std * sqrt(D) < 0.1, RankMe < max(2, 0.01 * min(N, D)), or mean_cos > 0.9 with RankMe < 0.1 * min(N, D).
+A high mean_cos alone is not collapse: healthy features can share a large common component (e.g. mean-pooled
+tokens of videos whose static scene fills most of the frame) while still varying along many directions.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 FEAT_STD_MIN = 0.1  # as a fraction of the isotropic value 1/sqrt(D)
 MEAN_COS_MAX = 0.9
 RANKME_MIN_FRAC = 0.01
+RANKME_COS_FRAC = 0.1  # a high mean_cos counts only with RankMe below this share of min(N, D)
 
 
 @torch.no_grad()
@@ -43,8 +46,8 @@ def collapse_panel(z: torch.Tensor) -> dict[str, float | bool]:
     s = zn.sum(0)
     mean_cos = float((s @ s - (zn * zn).sum()) / (N * (N - 1)))
     rank = rankme(z)
-    collapsed = (feat_std * math.sqrt(D) < FEAT_STD_MIN or mean_cos > MEAN_COS_MAX
-                 or rank < max(2.0, RANKME_MIN_FRAC * min(N, D)))
+    collapsed = (feat_std * math.sqrt(D) < FEAT_STD_MIN or rank < max(2.0, RANKME_MIN_FRAC * min(N, D))
+                 or (mean_cos > MEAN_COS_MAX and rank < RANKME_COS_FRAC * min(N, D)))
     return {"rankme": rank, "feat_std": feat_std, "mean_cos": mean_cos, "collapsed": bool(collapsed)}
 
 
