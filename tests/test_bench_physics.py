@@ -58,3 +58,23 @@ def test_copy_last_scores_a_still_video_zero_and_motion_positive():
     assert torch.equal(m.future_error(still, 4), torch.zeros(1, 2))
     err = m.future_error(moving, 4)
     assert err[0, 0] == 0 and err[0, 1] > 0
+
+
+def test_excess_peak_offset_finds_the_violation():
+    from types import SimpleNamespace
+    base = [None, None] + [1.0] * 10
+    a, b = {"per_frame": base}, {"per_frame": base}
+    c = {"per_frame": [None, None] + [1.0] * 5 + [3.0] + [1.0] * 4}  # C's extra surprise at frame 7
+    d = {"per_frame": [None, None] + [1.0] * 8 + [2.0, 1.0]}  # D's at frame 10
+    row = [a, b, c, d]
+    ex = bp.excess_curves(row)
+    assert ex[0][:2] == [None, None] and ex[0][7] == 2.0 and ex[1][10] == 1.0
+    assert bp.excess_peak_offsets([row], [SimpleNamespace(violation=7)]) == [0, 3]
+
+
+def test_plot_surprise_with_excess_panel(tmp_path):
+    from openjepa.eval.surprise import plot_surprise
+    res = [{"name": "possible A", "per_frame": [None, 1.0, 2.0]}, {"name": "impossible C", "per_frame": [None, 1.0, 4.0]}]
+    ex = [{"name": "impossible C - possible A", "per_frame": [None, 0.0, 2.0]}]
+    p = plot_surprise(res, tmp_path / "f.png", marks=[None, 2], excess=ex)
+    assert p.stat().st_size > 1000

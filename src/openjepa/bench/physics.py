@@ -18,8 +18,12 @@ A + B; the largest window error gives the `*_max` fields). Per property:
                        impossible video shares most frames with the possible one it starts or ends as, so
                        scene-to-scene spread swamps the violation and this stays near 0.5 unless the signal is
                        large; `auroc_matched` is the same after centring each quadruplet's four scores
-Also written: a figure of surprise vs time for one quadruplet per property (jepa; the splice and the first
-differing frame marked), and linear probes (ridge regression, R^2 on held-out videos) of the ball's position
+Per property also: where the violation shows in time. Each frame's surprise is that of the window predicting it
+at the shortest horizon (`per_frame`); an impossible video's excess over the possible video it starts as (C - A,
+D - B; near zero before the splice) should peak at the first impossible frame: `excess_peak_offset_median` (frames
+from it to the peak) and `excess_peak_within_3` (share of impossible videos whose peak is within 3 frames of it).
+Also written: a figure of surprise vs time for one quadruplet per property (jepa; the first impossible frame
+marked; below, the excess curves), and linear probes (ridge regression, R^2 on held-out videos) of the ball's position
 and velocity at each tubelet slice (ball centre inside the frame) from the frozen target encoder's tokens of
 that slice, next to the same probe on the slice's raw pixels (`probe_rows`).
 """
@@ -102,17 +106,38 @@ def surprise_table(method, quads, device: str) -> list[dict[str, Any]]:
     return out
 
 
+def excess_curves(row: list[dict[str, Any]]) -> list[list[float | None]]:
+    """One quadruplet's four video_surprise results (A, B, C, D) -> per-frame excess surprise of each impossible
+    video over the possible video it starts as: [C - A, D - B] (None where no window predicts the frame)."""
+    return [[None if i is None or p is None else i - p for i, p in zip(row[k]["per_frame"], row[k - 2]["per_frame"])]
+            for k in (2, 3)]
+
+
+def excess_peak_offsets(rows: list[list[dict[str, Any]]], quads) -> list[int]:
+    """Per impossible video: frame of its largest excess surprise minus the violation frame (0: the peak sits
+    at the first impossible frame)."""
+    out = []
+    for r, q in zip(rows, quads):
+        for ex in excess_curves(r):
+            vals = [-np.inf if v is None else v for v in ex]
+            out.append(int(np.argmax(vals)) - q.violation)
+    return out
+
+
 def evaluate_model(method, quads, device: str) -> tuple[dict[str, dict[str, float]], list]:
     table = surprise_table(method, quads, device)
     res = {}
     for prop in PROPERTIES:
-        rows = [r for q, r in zip(quads, table) if q.prop == prop]
-        if not rows:
+        sel = [(q, r) for q, r in zip(quads, table) if q.prop == prop]
+        if not sel:
             continue
+        rows = [r for _, r in sel]
         mean = score_property([tuple(v["surprise_mean"] for v in r) for r in rows])
         mx = score_property([tuple(v["surprise_max"] for v in r) for r in rows])
+        off = np.array(excess_peak_offsets(rows, [q for q, _ in sel]))
         res[prop] = {**mean, "relative_accuracy_max": mx["relative_accuracy"], "auroc_max": mx["auroc"],
-                     "auroc_matched_max": mx["auroc_matched"]}
+                     "auroc_matched_max": mx["auroc_matched"], "excess_peak_offset_median": float(np.median(off)),
+                     "excess_peak_within_3": float((np.abs(off) <= 3).mean())}
     return res, table
 
 
@@ -246,7 +271,9 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path) -> 
         named = [{"name": n, "per_frame": r["per_frame"]} for n, r in zip(("possible A", "possible B",
                                                                           "impossible C", "impossible D"), tab)]
         path = Path(out).with_name(f"{Path(out).stem}_surprise_{prop}.png")
-        plot_surprise(named, path, marks=[None, None, q.violation, q.violation],
+        excess = [{"name": n, "per_frame": c} for n, c in zip(("impossible C - possible A",
+                                                              "impossible D - possible B"), excess_curves(tab))]
+        plot_surprise(named, path, marks=[None, None, q.violation, q.violation], excess=excess,
                       title=f"{prop}: jepa surprise per frame (dashed: first impossible frame)")
         figures.append(str(path))
 

@@ -73,14 +73,7 @@ def video_surprise(method, x: torch.Tensor, context: int | None = None, stride: 
             "windows": [float(w) for w in win], "window_starts": starts}
 
 
-def plot_surprise(results: list[dict[str, Any]], path: str | Path, marks: list[int | None] | None = None,
-                  title: str = "surprise vs time") -> Path:
-    """Per-frame surprise of each result ({"path"/"name", "per_frame"}) on one figure; `marks` draws a
-    dashed line at a frame per result (e.g. the violation)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 3.6))
-    ax = fig.subplots()
+def _draw_curves(ax, results: list[dict[str, Any]], marks: list[int | None] | None) -> None:
     for i, r in enumerate(results):
         ys = [math.nan if v is None else v for v in r["per_frame"]]
         name = Path(str(r.get("name", r.get("path", i)))).name
@@ -88,10 +81,30 @@ def plot_surprise(results: list[dict[str, Any]], path: str | Path, marks: list[i
         line, = ax.plot(range(len(ys)), ys, label=name, **style)
         if marks and marks[i] is not None:
             ax.axvline(marks[i], color=line.get_color(), ls="--", lw=1)
-    ax.set_xlabel("frame")
-    ax.set_ylabel("prediction error")
-    ax.set_title(title)
     ax.legend(fontsize=7)
+
+
+def plot_surprise(results: list[dict[str, Any]], path: str | Path, marks: list[int | None] | None = None,
+                  title: str = "surprise vs time", excess: list[dict[str, Any]] | None = None) -> Path:
+    """Per-frame surprise of each result ({"path"/"name", "per_frame"}) on one figure; `marks` draws a
+    dashed line at a frame per result (e.g. the violation). `excess` (same form, e.g. an impossible video's
+    per-frame surprise minus that of the possible video it starts as) adds a second panel below, with `marks`'
+    first non-None frame drawn on it."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 5.6 if excess else 3.6))
+    axes = fig.subplots(2 if excess else 1, 1, sharex=True, squeeze=False)[:, 0]
+    _draw_curves(axes[0], results, marks)
+    axes[0].set_ylabel("prediction error")
+    axes[0].set_title(title)
+    if excess:
+        mark = next((m for m in marks or [] if m is not None), None)
+        _draw_curves(axes[1], excess, None)
+        axes[1].axhline(0.0, color="grey", lw=0.8)
+        if mark is not None:
+            axes[1].axvline(mark, color="black", ls="--", lw=1)
+        axes[1].set_ylabel("excess error")
+    axes[-1].set_xlabel("frame")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
