@@ -7,6 +7,7 @@ import torch
 
 import openjepa.bench.physics as bp
 from openjepa.cli import main
+from openjepa.data.physics import TEST_SEED
 
 TINY = {"n_quads": 1, "probe_videos": 10,
         "overrides": ["--data.img_size=16", "--data.channels=1", "--data.batch_size=8", "--model.patch_size=4",
@@ -43,6 +44,9 @@ def test_suite_rows(tmp_path, monkeypatch, capsys):
         assert {"model", "property", "relative_accuracy", "auroc"} <= set(r)
         assert 0 <= r["relative_accuracy"] <= 1 and 0 <= r["auroc"] <= 1
     assert all(len(r["per_init"]) == bp.N_UNTRAINED for r in rows if r["model"] == "untrained")
+    for r in rows:
+        if r["model"] in ("jepa", "pixel"):  # failures are quadruplet seeds of this property's test set
+            assert set(r["failures"]) <= set(range(TEST_SEED, TEST_SEED + TINY["n_quads"]))
     assert {(r["model"], r["probe"]) for r in result["probe_rows"]} == {
         (m, p) for m in ("raw_pixels", "jepa", "pixel", "untrained") for p in ("position", "velocity")}
     assert len(result["figures"]) == len(bp.PROPERTIES)
@@ -78,3 +82,17 @@ def test_plot_surprise_with_excess_panel(tmp_path):
     ex = [{"name": "impossible C - possible A", "per_frame": [None, 0.0, 2.0]}]
     p = plot_surprise(res, tmp_path / "f.png", marks=[None, 2], excess=ex)
     assert p.stat().st_size > 1000
+
+
+def test_evaluate_model_lists_failed_quadruplets(monkeypatch):
+    from types import SimpleNamespace
+    quads = [SimpleNamespace(prop="gravity", seed=s, violation=3) for s in (11, 12, 13)]
+    means = {11: (1, 1, 2, 2), 12: (2, 2, 1, 1), 13: (1, 1, 1, 1)}  # right, wrong, tie
+
+    def table(method, qs, device):
+        return [[{"surprise_mean": v, "surprise_max": v, "per_frame": [None, v, v, v, v]} for v in means[q.seed]]
+                for q in qs]
+    monkeypatch.setattr(bp, "surprise_table", table)
+    res, _ = bp.evaluate_model(None, quads, "cpu")
+    assert res["gravity"]["failures"] == [12, 13]
+    assert res["gravity"]["relative_accuracy"] == pytest.approx(0.5)

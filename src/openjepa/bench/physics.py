@@ -22,6 +22,8 @@ Per property also: where the violation shows in time. Each frame's surprise is t
 at the shortest horizon (`per_frame`); an impossible video's excess over the possible video it starts as (C - A,
 D - B; near zero before the splice) should peak at the first impossible frame: `excess_peak_offset_median` (frames
 from it to the peak) and `excess_peak_within_3` (share of impossible videos whose peak is within 3 frames of it).
+`failures`: seeds of the quadruplets whose possible videos were not less surprising than the impossible ones
+(rebuild one with physics.make_quadruplet(property, seed) to look at it).
 Also written: a figure of surprise vs time for one quadruplet per property (jepa; the first impossible frame
 marked; below, the excess curves), and linear probes (ridge regression, R^2 on held-out videos) of the ball's position
 and velocity at each tubelet slice (ball centre inside the frame) from the frozen target encoder's tokens of
@@ -135,9 +137,12 @@ def evaluate_model(method, quads, device: str) -> tuple[dict[str, dict[str, floa
         mean = score_property([tuple(v["surprise_mean"] for v in r) for r in rows])
         mx = score_property([tuple(v["surprise_max"] for v in r) for r in rows])
         off = np.array(excess_peak_offsets(rows, [q for q, _ in sel]))
+        sums = [(r[0]["surprise_mean"] + r[1]["surprise_mean"], r[2]["surprise_mean"] + r[3]["surprise_mean"])
+                for r in rows]
         res[prop] = {**mean, "relative_accuracy_max": mx["relative_accuracy"], "auroc_max": mx["auroc"],
                      "auroc_matched_max": mx["auroc_matched"], "excess_peak_offset_median": float(np.median(off)),
-                     "excess_peak_within_3": float((np.abs(off) <= 3).mean())}
+                     "excess_peak_within_3": float((np.abs(off) <= 3).mean()),
+                     "failures": [q.seed for (q, _), (p, i) in zip(sel, sums) if not p < i]}
     return res, table
 
 
@@ -259,7 +264,8 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path) -> 
             rows.append({"model": name, "property": prop, **results[name][prop],
                          "train_seconds": train_seconds[name], "checkpoint": str(ckpts[name])})
         rows.append({"model": "copy_last", "property": prop, **results["copy_last"][prop]})
-        avg = {k: float(np.mean([r[prop][k] for r in per_init])) for k in per_init[0][prop]}
+        avg = {k: float(np.mean([r[prop][k] for r in per_init])) for k, v in per_init[0][prop].items()
+               if not isinstance(v, list)}
         rows.append({"model": "untrained", "property": prop, **avg,
                      "per_init": [r[prop]["relative_accuracy"] for r in per_init]})
 
