@@ -145,3 +145,19 @@ def test_export_and_eval_know_video_models(run_dir, tmp_path, capsys):
     assert enc(torch.zeros(1, 1, 8, 16, 16)).shape == (1, 4 * 4 * 4, 32)  # 4 slices x 4 x 4
     assert main(["eval", str(run_dir)]) == 2
     assert "video world model" in capsys.readouterr().err
+
+
+def test_per_frame_averages_every_window_that_predicts_the_frame():
+    from types import SimpleNamespace
+
+    class Fake(torch.nn.Module):  # window k's predicted slice j has error 10 k + j
+        cfg = SimpleNamespace(video=SimpleNamespace(frames=4, tubelet=1, context_frames=2))
+
+        def future_error(self, clips, context):
+            b, S = clips.shape[0], clips.shape[2] - context
+            return torch.arange(b)[:, None] * 10.0 + torch.arange(S)[None]
+
+    r = video_surprise(Fake(), torch.zeros(1, 6, 4, 4, dtype=torch.uint8))
+    assert r["window_starts"] == [0, 1, 2]
+    assert r["per_frame"] == [None, None, 0.0, 5.5, 15.5, 21.0]
+    assert r["surprise_mean"] == pytest.approx((0.5 + 10.5 + 20.5) / 3) and r["surprise_max"] == 20.5

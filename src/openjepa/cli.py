@@ -162,6 +162,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if args.suite != "throughput":
             raise ValueError("--only applies to the throughput suite")
         extra["only"] = args.only.split(",")
+    if args.reuse:
+        if args.suite != "physics":
+            raise ValueError("--reuse applies to the physics suite")
+        extra["reuse"] = True
     result = SUITES[args.suite](quick=args.quick, workdir=Path(args.workdir), overrides=list(args.overrides), out=out,
                                 **extra)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -279,8 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("surprise", help="violation-of-expectation surprise of videos under a video world model",
                        description="Score videos with a trained vjepa (or vpixel) checkpoint: sliding windows of the "
                        "model's clip length, the first --context frames given, the rest predicted; prints per video "
-                       "surprise_mean, surprise_max (over windows) and per_frame (each frame's error in the window "
-                       "predicting it soonest after its context; null for the first context frames). Videos: .npy (T, H, W[, C]), folders of frames, .mp4/.avi/... "
+                       "surprise_mean, surprise_max (over windows) and per_frame (each frame's error averaged over the "
+                       "windows predicting it; null for the first context frames). Videos: .npy (T, H, W[, C]), folders of frames, .mp4/.avi/... "
                        "of any size, length, frame rate and channel count (short side resized to the model's size, "
                        "centre crop, RGB<->grey; see openjepa.data.video).")
     s.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or run directory")
@@ -299,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", help="result file (default WORKDIR/SUITE[_quick].json)")
     b.add_argument("--workdir", default="bench_work", help="where runs and checkpoints go (default bench_work)")
     b.add_argument("--only", metavar="ROW[,ROW]", help="throughput: run only these configs (e.g. ijepa_vits_gpu)")
+    b.add_argument("--reuse", action="store_true", help="physics: keep finished training runs under --workdir that "
+                   "match the configs (score again without retraining); retrain the others")
     b.set_defaults(func=cmd_bench)
     dc = sub.add_parser("data", help="offline datasets for world models (data collect)")
     dsub = dc.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")

@@ -8,9 +8,10 @@ predicted tubelet slice.
 
     video_surprise(method, x uint8 (C, T, H, W), context) ->
         {"surprise_mean": mean window error, "surprise_max": largest window error,
-         "per_frame": [T values]: frame f's error in the window that predicts it at the shortest horizon
-                      (the window whose context ends just before f's tubelet; None for the first C frames,
-                      which no window predicts), "windows": [window errors], "window_starts": [...]}
+         "per_frame": [T values]: frame f's error averaged over every window that predicts it (contexts
+                      ending 1 to W - C frames before it, so a ball hidden for a while is still remembered by
+                      the longer horizons; None for the first C frames, which no window predicts),
+         "windows": [window errors], "window_starts": [...]}
 
 Videos shorter than W are padded with their last frame (per_frame still has one value per real frame).
 """
@@ -58,16 +59,17 @@ def video_surprise(method, x: torch.Tensor, context: int | None = None, stride: 
         with autocast(torch.device(device), precision):
             errs.append(method.future_error(clips, C).float().cpu())  # (b, S)
     err = torch.cat(errs)  # (n_windows, S)
-    # per frame: the error of the window that predicts it at the shortest horizon (its context ends closest
-    # before the frame), so a peak sits where the unpredictable event happens
-    per = [None] * xp.shape[1]
-    best = [None] * xp.shape[1]
+    # per frame: the mean error of the predicted slice holding the frame, over every window predicting it. The
+    # shortest horizon alone forgets: its context can lie wholly inside an occlusion, so a ball that vanished
+    # behind an occluder is no surprise to it (checked on validation quadruplets: the impossible-minus-possible
+    # excess then peaks within 3 frames of the violation in 92-100% of them, against 33-92% at the shortest horizon)
+    tot = [0.0] * xp.shape[1]
+    cnt = [0] * xp.shape[1]
     for s, e in zip(starts, err):
         for f in range(s + C, s + W):
-            horizon = f - (s + C)
-            if best[f] is None or horizon < best[f]:
-                best[f], per[f] = horizon, float(e[horizon // t])
-    per_frame = per[:T]
+            tot[f] += float(e[(f - s - C) // t])
+            cnt[f] += 1
+    per_frame = [tot[f] / cnt[f] if cnt[f] else None for f in range(T)]
     win = err.mean(1)
     return {"surprise_mean": float(win.mean()), "surprise_max": float(win.max()), "per_frame": per_frame,
             "windows": [float(w) for w in win], "window_starts": starts}
