@@ -50,6 +50,25 @@ def test_suite_rows(tmp_path, monkeypatch, capsys):
     assert {(r["model"], r["probe"]) for r in result["probe_rows"]} == {
         (m, p) for m in ("raw_pixels", "jepa", "pixel", "untrained") for p in ("position", "velocity")}
     assert len(result["figures"]) == len(bp.PROPERTIES)
+    assert not any(r.get("reused_checkpoint") for r in rows)
+
+    # --reuse scores the finished runs again without retraining (same checkpoints, same figures, same seconds)
+    capsys.readouterr()
+    out2 = tmp_path / "again.json"
+    assert main(["bench", "physics", "--quick", "--reuse", "--out", str(out2), "--workdir", str(tmp_path / "work")]) == 0
+    assert "reusing the finished jepa run" in capsys.readouterr().out
+    again = json.loads(out2.read_text())
+    key = lambda r: (r["model"], r["property"])  # noqa: E731
+    first = {key(r): r for r in rows}
+    for r in again["rows"]:
+        if r["model"] in ("jepa", "pixel"):
+            assert r["reused_checkpoint"] and r["train_seconds"] == first[key(r)]["train_seconds"]
+            assert r["relative_accuracy"] == first[key(r)]["relative_accuracy"]
+    # a run trained with other settings is not reused
+    assert main(["bench", "physics", "--quick", "--reuse", "--out", str(out2), "--workdir", str(tmp_path / "work"),
+                 "--train.steps=3"]) == 0
+    assert "cannot reuse" in capsys.readouterr().out
+    assert not any(r.get("reused_checkpoint") for r in json.loads(out2.read_text())["rows"])
 
 
 def test_copy_last_scores_a_still_video_zero_and_motion_positive():
@@ -69,11 +88,12 @@ def test_excess_peak_offset_finds_the_violation():
     base = [None, None] + [1.0] * 10
     a, b = {"per_frame": base}, {"per_frame": base}
     c = {"per_frame": [None, None] + [1.0] * 5 + [3.0] + [1.0] * 4}  # C's extra surprise at frame 7
-    d = {"per_frame": [None, None] + [1.0] * 8 + [2.0, 1.0]}  # D's at frame 10
+    d = {"per_frame": [None, None] + [1.0] * 5 + [0.5] + [1.0] * 2 + [2.0, 1.0]}  # D's less at 7, more at 10
     row = [a, b, c, d]
-    ex = bp.excess_curves(row)
-    assert ex[0][:2] == [None, None] and ex[0][7] == 2.0 and ex[1][10] == 1.0
-    assert bp.excess_peak_offsets([row], [SimpleNamespace(violation=7)]) == [0, 3]
+    ex = bp.excess_curve(row)
+    assert ex[:2] == [None, None] and ex[7] == 1.5 and ex[10] == 1.0 and ex[3] == 0.0
+    assert bp.excess_peak_offsets([row], [SimpleNamespace(violation=7)]) == [0]
+    assert bp.excess_peak_offsets([row], [SimpleNamespace(violation=5)]) == [2]
 
 
 def test_plot_surprise_with_excess_panel(tmp_path):

@@ -18,20 +18,21 @@ A + B; the largest window error gives the `*_max` fields). Per property:
                        impossible video shares most frames with the possible one it starts or ends as, so
                        scene-to-scene spread swamps the violation and this stays near 0.5 unless the signal is
                        large; `auroc_matched` is the same after centring each quadruplet's four scores
-Per property also: where the violation shows in time. Each frame's surprise is that of the window predicting it
-at the shortest horizon (`per_frame`); an impossible video's excess over the possible video it starts as (C - A,
-D - B; near zero before the splice) should peak at the first impossible frame: `excess_peak_offset_median` (frames
-from it to the peak) and `excess_peak_within_3` (share of impossible videos whose peak is within 3 frames of it).
+Per property also: where the violation shows in time. Each frame's surprise is its error averaged over the
+windows predicting it (`per_frame`); the quadruplet's excess, (C + D) - (A + B) per frame, should peak at the first
+impossible frame: `excess_peak_offset_median` (frames from it to the peak) and `excess_peak_within_3` (share of
+quadruplets whose peak is within 3 frames of it).
 `failures`: seeds of the quadruplets whose possible videos were not less surprising than the impossible ones
 (rebuild one with physics.make_quadruplet(property, seed) to look at it).
 Also written: a figure of surprise vs time for one quadruplet per property (jepa; the first impossible frame
-marked; below, the excess curves), and linear probes (ridge regression, R^2 on held-out videos) of the ball's position
+marked; below, the excess curve), and linear probes (ridge regression, R^2 on held-out videos) of the ball's position
 and velocity at each tubelet slice (ball centre inside the frame) from the frozen target encoder's tokens of
 that slice, next to the same probe on the slice's raw pixels (`probe_rows`).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -46,7 +47,7 @@ from openjepa.data.physics import PROPERTIES, test_quadruplets, train_video
 from openjepa.eval.surprise import plot_surprise, video_surprise
 from openjepa.methods import METHODS
 from openjepa.train.checkpoint import load_method
-from openjepa.train.loop import train
+from openjepa.train.loop import config_diff, train
 from openjepa.train.run import find_preset, provenance
 
 N_UNTRAINED = 3
@@ -108,21 +109,22 @@ def surprise_table(method, quads, device: str) -> list[dict[str, Any]]:
     return out
 
 
-def excess_curves(row: list[dict[str, Any]]) -> list[list[float | None]]:
-    """One quadruplet's four video_surprise results (A, B, C, D) -> per-frame excess surprise of each impossible
-    video over the possible video it starts as: [C - A, D - B] (None where no window predicts the frame)."""
-    return [[None if i is None or p is None else i - p for i, p in zip(row[k]["per_frame"], row[k - 2]["per_frame"])]
-            for k in (2, 3)]
+def excess_curve(row: list[dict[str, Any]]) -> list[float | None]:
+    """One quadruplet's four video_surprise results (A, B, C, D) -> per-frame excess surprise of the impossible
+    pair over the possible pair, (C + D) - (A + B) (None where no window predicts the frame). The pairs show the
+    same frames at every time index, so the excess is the dynamics' share alone; its sum over frames has the sign
+    that decides the quadruplet (up to the window weighting at the video's ends)."""
+    pf = [r["per_frame"] for r in row]
+    return [None if None in v else v[2] + v[3] - v[0] - v[1] for v in zip(*pf)]
 
 
 def excess_peak_offsets(rows: list[list[dict[str, Any]]], quads) -> list[int]:
-    """Per impossible video: frame of its largest excess surprise minus the violation frame (0: the peak sits
-    at the first impossible frame)."""
+    """Per quadruplet: frame of the largest excess surprise minus the violation frame (0: the peak sits at the
+    first impossible frame)."""
     out = []
     for r, q in zip(rows, quads):
-        for ex in excess_curves(r):
-            vals = [-np.inf if v is None else v for v in ex]
-            out.append(int(np.argmax(vals)) - q.violation)
+        vals = [-np.inf if v is None else v for v in excess_curve(r)]
+        out.append(int(np.argmax(vals)) - q.violation)
     return out
 
 
@@ -224,22 +226,51 @@ def probe_rows(models: dict[str, Any], cfg, n_videos: int) -> list[dict[str, Any
 
 
 # -------------------------------------------------------------------------------------------------- suite
-def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path) -> dict[str, Any]:
+def finished_run(run_dir: Path, cfg) -> str | None:
+    """Why the training run in run_dir cannot stand for `cfg` (None: it can): missing, unfinished, or trained
+    with other settings (runtime keys aside)."""
+    ckpt = run_dir / "checkpoints" / "last.pt"
+    if not ckpt.exists():
+        return "no checkpoints/last.pt"
+    _, saved, state = load_method(ckpt)
+    if int(state.get("step", -1)) != cfg.train.steps:
+        return f"stopped at step {state.get('step')} of {cfg.train.steps}"
+    diff = config_diff(saved, cfg)
+    return f"other settings ({'; '.join(diff)})" if diff else None
+
+
+def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reuse: bool = False) -> dict[str, Any]:
+    """The suite. reuse=True keeps finished training runs found under workdir that match the requested configs
+    (re-scoring without retraining; their train_seconds come from the bench_train.json the earlier bench run
+    wrote beside them, null if absent) and retrains the rest."""
     budget = QUICK if quick else FULL
     suite_dir = Path(workdir) / ("physics_quick" if quick else "physics")
-    if suite_dir.exists():
+    if suite_dir.exists() and not reuse:
         shutil.rmtree(suite_dir)
     meta = provenance()
     extra = ["--train.progress=false", "--train.device=cpu"] + budget["overrides"] + list(overrides)
-    configs, models, train_seconds, ckpts = {}, {}, {}, {}
+    configs, models, train_seconds, ckpts, reused = {}, {}, {}, {}, {}
     for name, preset in (("jepa", "vjepa_physics_cpu"), ("pixel", "vpixel_physics_cpu")):
         cfg = load_config(find_preset(preset), extra)
         configs[name] = cfg.to_dict()
-        print(f"== bench physics: training {name} ({cfg.train.method}, {cfg.train.steps} steps of {preset})")
-        t0 = time.time()
-        train(cfg, suite_dir / name)
-        train_seconds[name] = round(time.time() - t0, 1)
-        ckpts[name] = suite_dir / name / "checkpoints" / "last.pt"
+        run_dir = suite_dir / name
+        why = finished_run(run_dir, cfg) if reuse else "not asked to reuse"
+        reused[name] = why is None
+        if why is None:
+            info = run_dir / "bench_train.json"
+            train_seconds[name] = json.loads(info.read_text())["train_seconds"] if info.exists() else None
+            print(f"== bench physics: reusing the finished {name} run in {run_dir}")
+        else:
+            if reuse:
+                print(f"== bench physics: cannot reuse {run_dir}: {why}")
+            if run_dir.exists():
+                shutil.rmtree(run_dir)
+            print(f"== bench physics: training {name} ({cfg.train.method}, {cfg.train.steps} steps of {preset})")
+            t0 = time.time()
+            train(cfg, run_dir)
+            train_seconds[name] = round(time.time() - t0, 1)
+            (run_dir / "bench_train.json").write_text(json.dumps({"train_seconds": train_seconds[name]}) + "\n")
+        ckpts[name] = run_dir / "checkpoints" / "last.pt"
         models[name] = load_method(ckpts[name])[0]
     jcfg = models["jepa"].cfg
     untrained = []
@@ -262,7 +293,8 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path) -> 
     for prop in PROPERTIES:
         for name in ("jepa", "pixel"):
             rows.append({"model": name, "property": prop, **results[name][prop],
-                         "train_seconds": train_seconds[name], "checkpoint": str(ckpts[name])})
+                         "train_seconds": train_seconds[name], "checkpoint": str(ckpts[name]),
+                         "reused_checkpoint": reused[name]})
         rows.append({"model": "copy_last", "property": prop, **results["copy_last"][prop]})
         avg = {k: float(np.mean([r[prop][k] for r in per_init])) for k, v in per_init[0][prop].items()
                if not isinstance(v, list)}
@@ -277,8 +309,7 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path) -> 
         named = [{"name": n, "per_frame": r["per_frame"]} for n, r in zip(("possible A", "possible B",
                                                                           "impossible C", "impossible D"), tab)]
         path = Path(out).with_name(f"{Path(out).stem}_surprise_{prop}.png")
-        excess = [{"name": n, "per_frame": c} for n, c in zip(("impossible C - possible A",
-                                                              "impossible D - possible B"), excess_curves(tab))]
+        excess = [{"name": "impossible (C + D) - possible (A + B)", "per_frame": excess_curve(tab)}]
         plot_surprise(named, path, marks=[None, None, q.violation, q.violation], excess=excess,
                       title=f"{prop}: jepa surprise per frame (dashed: first impossible frame)")
         figures.append(str(path))
