@@ -41,12 +41,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from openjepa.config import load_config
+from openjepa.config import build_config, load_config
 from openjepa.data.images import normalize
 from openjepa.data.physics import PROPERTIES, test_quadruplets, train_video
 from openjepa.eval.surprise import plot_surprise, video_surprise
 from openjepa.methods import METHODS
-from openjepa.train.checkpoint import load_method
+from openjepa.train.checkpoint import load_checkpoint, load_method
 from openjepa.train.loop import config_diff, train
 from openjepa.train.run import find_preset, provenance
 
@@ -232,10 +232,10 @@ def finished_run(run_dir: Path, cfg) -> str | None:
     ckpt = run_dir / "checkpoints" / "last.pt"
     if not ckpt.exists():
         return "no checkpoints/last.pt"
-    _, saved, state = load_method(ckpt)
+    state = load_checkpoint(ckpt)
     if int(state.get("step", -1)) != cfg.train.steps:
         return f"stopped at step {state.get('step')} of {cfg.train.steps}"
-    diff = config_diff(saved, cfg)
+    diff = config_diff(build_config(state["config"]), cfg)
     return f"other settings ({'; '.join(diff)})" if diff else None
 
 
