@@ -69,12 +69,18 @@ def auroc(neg: list[float], pos: list[float]) -> float:
 TIE_RTOL = 1e-5  # sums closer than this (relative) are ties: float rounding must not decide a quadruplet
 
 
+def pair_sums(scores) -> tuple[np.ndarray, np.ndarray]:
+    """Per quadruplet (A, B, C, D) scores -> (A + B, C + D): the possible and the impossible pair's surprise."""
+    s = np.asarray(scores, dtype=np.float64)
+    return s[:, 0] + s[:, 1], s[:, 2] + s[:, 3]
+
+
 def score_property(scores: list[tuple[float, float, float, float]]) -> dict[str, float]:
     """scores: per quadruplet (possible A, possible B, impossible C, impossible D). A scorer that is blind to
     the dynamics gives A + B and C + D equal up to float rounding (the same windows summed in another order);
     those count as ties (TIE_RTOL), not as coin flips decided by the rounding."""
     s = np.asarray(scores, dtype=np.float64)
-    poss, imp = s[:, 0] + s[:, 1], s[:, 2] + s[:, 3]
+    poss, imp = pair_sums(s)
     tie = np.abs(poss - imp) <= TIE_RTOL * np.maximum(np.abs(poss), np.abs(imp))
     rel = float((((poss < imp) & ~tie) + 0.5 * tie).mean())
     c = s - s.mean(1, keepdims=True)  # each quadruplet centred: scene-to-scene differences removed
@@ -136,15 +142,15 @@ def evaluate_model(method, quads, device: str) -> tuple[dict[str, dict[str, floa
         if not sel:
             continue
         rows = [r for _, r in sel]
-        mean = score_property([tuple(v["surprise_mean"] for v in r) for r in rows])
+        means = [tuple(v["surprise_mean"] for v in r) for r in rows]
+        mean = score_property(means)
         mx = score_property([tuple(v["surprise_max"] for v in r) for r in rows])
         off = np.array(excess_peak_offsets(rows, [q for q, _ in sel]))
-        sums = [(r[0]["surprise_mean"] + r[1]["surprise_mean"], r[2]["surprise_mean"] + r[3]["surprise_mean"])
-                for r in rows]
+        poss, imp = pair_sums(means)
         res[prop] = {**mean, "relative_accuracy_max": mx["relative_accuracy"], "auroc_max": mx["auroc"],
                      "auroc_matched_max": mx["auroc_matched"], "excess_peak_offset_median": float(np.median(off)),
                      "excess_peak_within_3": float((np.abs(off) <= 3).mean()),
-                     "failures": [q.seed for (q, _), (p, i) in zip(sel, sums) if not p < i]}
+                     "failures": [q.seed for (q, _), p, i in zip(sel, poss, imp) if not p < i]}
     return res, table
 
 
