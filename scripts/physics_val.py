@@ -2,6 +2,10 @@
 matched quadruplets from VALIDATION seeds (TEST_SEED + 10**6 ...: test hues, disjoint from training seeds and
 from the benchmark's test seeds TEST_SEED + [0, n)), under several surprise read-outs of the same per-token
 errors. Usage: python scripts/physics_val.py OUT_DIR [--pixel] [--untrained] [--n 8] -- --override=value ...
+
+Ensembles: python scripts/physics_val.py OUT_DIR --score CKPT [CKPT ...] [--n 40] trains nothing; it scores
+the finished checkpoints on the validation quadruplets with the benchmark's read-out (surprise_mean), each alone,
+every pair and all together as eval.surprise.Ensemble, and writes OUT_DIR/ensembles.json.
 """
 from __future__ import annotations
 
@@ -61,6 +65,37 @@ def evaluate(m, quads):
     return out
 
 
+def score_ensembles(out: Path, ckpts: list[str], n: int) -> None:
+    from itertools import combinations
+
+    from openjepa.eval.surprise import Ensemble, video_surprise
+
+    models = [load_method(c)[0] for c in ckpts]
+    cfg = models[0].cfg
+    quads = test_quadruplets(n, T=cfg.video.physics_frames, size=cfg.data.img_size, channels=cfg.data.channels,
+                             seed=VAL_SEED)
+    videos = [[torch.from_numpy(v).permute(3, 0, 1, 2).contiguous() for v in (*q.possible, *q.impossible)]
+              for q in quads]
+    # (model, quadruplet, video) window errors; an ensemble's windows are the mean of its members' (linear)
+    wins = [[[video_surprise(m, x)["windows"] for x in vs] for vs in videos] for m in models]
+    groups = [(i,) for i in range(len(models))] + list(combinations(range(len(models)), 2))
+    if len(models) > 2:
+        groups.append(tuple(range(len(models))))
+    res = {"checkpoints": ckpts, "n": n}
+    for g in groups:
+        scores = [[float(np.mean(np.mean([wins[i][k][v] for i in g], 0))) for v in range(4)] for k in range(len(quads))]
+        res["+".join(map(str, g))] = {p: score_property([s for s, q in zip(scores, quads) if q.prop == p])[
+            "relative_accuracy"] for p in PROPERTIES}
+    # the shortcut above equals scoring with Ensemble itself (checked on the first quadruplet's first video)
+    e = video_surprise(Ensemble(models), videos[0][0])["surprise_mean"]
+    assert abs(e - float(np.mean(np.mean([wins[i][0][0] for i in range(len(models))], 0)))) < 1e-5 * max(e, 1e-8)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ensembles.json").write_text(json.dumps(res, indent=1))
+    for g in groups:
+        r = res["+".join(map(str, g))]
+        print(f"{'+'.join(map(str, g)):>8}: " + " ".join(f"{r[p]:.3f}" for p in PROPERTIES) + f"  min {min(r.values()):.3f}")
+
+
 def main():
     argv = sys.argv[1:]
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
@@ -72,8 +107,12 @@ def main():
     ap.add_argument("--untrained", action="store_true")
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--steps", type=int, default=160)
+    ap.add_argument("--score", nargs="+", metavar="CKPT", help="score these finished checkpoints (alone, in pairs, "
+                    "all together) instead of training")
     a = ap.parse_args(argv)
     out = Path(a.out)
+    if a.score:
+        return score_ensembles(out, a.score, a.n)
     base = ["--train.progress=false", "--train.device=cpu"] + QUICK["overrides"] + [f"--train.steps={a.steps}",
                                                                                    f"--train.ckpt_every={a.steps}"]
     res = {"overrides": extra, "steps": a.steps}

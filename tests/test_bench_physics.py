@@ -9,7 +9,7 @@ import openjepa.bench.physics as bp
 from openjepa.cli import main
 from openjepa.data.physics import TEST_SEED
 
-TINY = {"n_quads": 1, "probe_videos": 10,
+TINY = {"n_quads": 1, "probe_videos": 10, "members": 2,
         "overrides": ["--data.img_size=16", "--data.channels=1", "--data.batch_size=8", "--model.patch_size=4",
                       "--model.dim=16", "--model.depth=1", "--model.heads=2", "--model.pred_dim=16",
                       "--model.pred_depth=1", "--model.pred_heads=2", "--video.frames=8", "--video.context_frames=4",
@@ -50,25 +50,30 @@ def test_suite_rows(tmp_path, monkeypatch, capsys):
     assert {(r["model"], r["probe"]) for r in result["probe_rows"]} == {
         (m, p) for m in ("raw_pixels", "jepa", "pixel", "untrained") for p in ("position", "velocity")}
     assert len(result["figures"]) == len(bp.PROPERTIES)
-    assert not any(r.get("reused_checkpoint") for r in rows)
+    for r in rows:
+        if r["model"] in ("jepa", "pixel"):  # an ensemble of two members trained with seeds 0 and 1
+            assert len(r["per_member"]) == len(r["checkpoints"]) == 2 and r["checkpoints"][0].endswith(
+                "seed0/checkpoints/last.pt") and r["checkpoints"][1].endswith("seed1/checkpoints/last.pt")
+            assert r["reused_checkpoint"] == [False, False]
+            assert r["train_seconds"] == pytest.approx(sum(r["train_seconds_per_member"]))
 
     # --reuse scores the finished runs again without retraining (same checkpoints, same figures, same seconds)
     capsys.readouterr()
     out2 = tmp_path / "again.json"
     assert main(["bench", "physics", "--quick", "--reuse", "--out", str(out2), "--workdir", str(tmp_path / "work")]) == 0
-    assert "reusing the finished jepa run" in capsys.readouterr().out
+    assert "reusing the finished jepa seed 1 run" in capsys.readouterr().out
     again = json.loads(out2.read_text())
     key = lambda r: (r["model"], r["property"])  # noqa: E731
     first = {key(r): r for r in rows}
     for r in again["rows"]:
         if r["model"] in ("jepa", "pixel"):
-            assert r["reused_checkpoint"] and r["train_seconds"] == first[key(r)]["train_seconds"]
+            assert r["reused_checkpoint"] == [True, True] and r["train_seconds"] == first[key(r)]["train_seconds"]
             assert r["relative_accuracy"] == first[key(r)]["relative_accuracy"]
     # a run trained with other settings is not reused
     assert main(["bench", "physics", "--quick", "--reuse", "--out", str(out2), "--workdir", str(tmp_path / "work"),
                  "--train.steps=3"]) == 0
     assert "cannot reuse" in capsys.readouterr().out
-    assert not any(r.get("reused_checkpoint") for r in json.loads(out2.read_text())["rows"])
+    assert not any(any(r.get("reused_checkpoint", [])) for r in json.loads(out2.read_text())["rows"])
 
 
 def test_copy_last_scores_a_still_video_zero_and_motion_positive():

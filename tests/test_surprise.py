@@ -106,6 +106,31 @@ def test_windows_slide_over_the_video(run_dir):
     assert r["surprise_max"] == max(r["windows"])
 
 
+def test_ensemble_scores_the_mean_of_its_members(run_dir, tmp_path, capsys):
+    from openjepa.eval.surprise import Ensemble
+    from openjepa.train.checkpoint import load_method
+
+    other = tmp_path / "other"
+    train(build_config({}, TINY + ["--train.seed=1"]), other, log=lambda *a: None)
+    a, b = load_method(run_dir)[0], load_method(other)[0]
+    x = torch.randint(0, 255, (1, 14, 16, 16), dtype=torch.uint8)
+    ra, rb, re = (video_surprise(m, x) for m in (a, b, Ensemble([a, b])))
+    assert ra["surprise_mean"] != rb["surprise_mean"]  # two different models
+    assert re["windows"] == pytest.approx([(u + v) / 2 for u, v in zip(ra["windows"], rb["windows"])], rel=1e-5)
+    assert re["per_frame"][4:] == pytest.approx([(u + v) / 2 for u, v in zip(ra["per_frame"][4:], rb["per_frame"][4:])],
+                                                rel=1e-5)
+    np.save(tmp_path / "v.npy", x[0].numpy())
+    assert main(["surprise", str(run_dir), str(tmp_path / "v.npy"), "--ensemble", str(other), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["surprise_mean"] == pytest.approx(re["surprise_mean"], rel=1e-5)
+    # members with another clip geometry are refused, naming the setting
+    odd = tmp_path / "odd"
+    train(build_config({}, TINY + ["--video.context_frames=2"]), odd, log=lambda *a: None)
+    with pytest.raises(ValueError, match="video.context_frames"):
+        Ensemble([a, load_method(odd)[0]])
+    assert main(["surprise", str(run_dir), str(tmp_path / "v.npy"), "--ensemble", str(odd)]) == 2
+    assert "context_frames" in capsys.readouterr().err
+
+
 def test_bad_videos_name_the_file(run_dir, tmp_path, capsys):
     bad = {"rank.npy": np.zeros((4, 4), np.uint8), "empty.npy": np.zeros((0, 8, 8), np.uint8),
            "channels.npy": np.zeros((3, 8, 8, 5), np.uint8)}

@@ -179,7 +179,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_surprise(args: argparse.Namespace) -> int:
     from openjepa.eval.surprise import plot_surprise, score_videos
 
-    results = score_videos(args.checkpoint, args.videos, context=args.context, fps=args.fps)
+    results = score_videos([args.checkpoint, *(args.ensemble or [])], args.videos, context=args.context, fps=args.fps)
     if args.json:
         print(json.dumps(results if len(results) > 1 else results[0], indent=2))
     else:
@@ -291,6 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("videos", metavar="VIDEO", nargs="+")
     s.add_argument("--context", type=int, help="context frames per window (default: the model's video.context_frames)")
     s.add_argument("--fps", type=float, help="resample video files to this frame rate first (default: as stored)")
+    s.add_argument("--ensemble", metavar="CHECKPOINT", action="append",
+                   help="also score with this checkpoint (repeatable): each window's error is the mean over all the "
+                   "models, as bench physics scores its jepa and pixel models; the models must share clip length, "
+                   "tubelet, context, frame size and channels")
     s.add_argument("--json", action="store_true", help="print JSON (one object, or a list for several videos)")
     s.add_argument("--plot", metavar="PATH.png", help="save a surprise-vs-time plot")
     s.set_defaults(func=cmd_surprise)

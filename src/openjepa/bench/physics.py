@@ -4,6 +4,11 @@ Models (rows' `model`): `jepa` (vjepa_physics_cpu: V-JEPA, surprise in latent sp
 (vpixel_physics_cpu: the same backbone predicting future pixels, surprise in pixel space), `untrained`
 (the jepa architecture at `N_UNTRAINED` random initialisations, figures averaged; each init in `per_init`) and
 `copy_last` (no learning: every predicted frame is the last context frame; scored the same way).
+`jepa` and `pixel` are each an ensemble of `members` independently trained models (train.seed, train.seed + 1,
+...; eval.surprise.Ensemble: each window's error is the mean of the members' errors); `train_seconds` is the
+members' total, `per_member` each member's relative accuracy alone. Single models of the same recipe differ from
+seed to seed in which scenes they extrapolate badly (a property at .78 for one seed and 1.00 for the next), a
+spread as large as the jepa-pixel gap; on validation quadruplets two-member ensembles removed it (README).
 Both trained models see only physically possible training videos (seeds below physics.TEST_SEED, training
 ball hues); the test set is `n_quads` matched quadruplets per property (physics.test_quadruplets: test seeds,
 test hues), each two possible videos and their two splices.
@@ -25,9 +30,9 @@ quadruplets whose peak is within 3 frames of it).
 `failures`: seeds of the quadruplets whose possible videos were not less surprising than the impossible ones
 (rebuild one with physics.make_quadruplet(property, seed) to look at it).
 Also written: a figure of surprise vs time for one quadruplet per property (jepa; the first impossible frame
-marked; below, the excess curve), and linear probes (ridge regression, R^2 on held-out videos) of the ball's position
-and velocity at each tubelet slice (ball centre inside the frame) from the frozen target encoder's tokens of
-that slice, next to the same probe on the slice's raw pixels (`probe_rows`).
+marked; below, the excess curve), and linear probes (ridge regression, R^2 on held-out videos) of the ball's
+position and velocity at each tubelet slice (ball centre inside the frame) from the frozen target encoder's tokens
+of that slice (jepa's and pixel's first member), next to the same probe on the slice's raw pixels (`probe_rows`).
 """
 
 from __future__ import annotations
@@ -44,15 +49,15 @@ import torch
 from openjepa.config import build_config, load_config
 from openjepa.data.images import normalize
 from openjepa.data.physics import PROPERTIES, test_quadruplets, train_video
-from openjepa.eval.surprise import plot_surprise, video_surprise
+from openjepa.eval.surprise import Ensemble, plot_surprise, video_surprise
 from openjepa.methods import METHODS
 from openjepa.train.checkpoint import load_checkpoint, load_method
 from openjepa.train.loop import config_diff, train
 from openjepa.train.run import find_preset, provenance
 
 N_UNTRAINED = 3
-FULL = {"n_quads": 40, "probe_videos": 600, "overrides": []}
-QUICK = {"n_quads": 8, "probe_videos": 160,
+FULL = {"n_quads": 40, "probe_videos": 600, "members": 2, "overrides": []}
+QUICK = {"n_quads": 8, "probe_videos": 160, "members": 2,
          "overrides": ["--train.steps=160", "--data.batch_size=16", "--video.physics_videos=480",
                        "--model.dim=64", "--model.depth=2", "--model.heads=2", "--model.pred_dim=32",
                        "--model.pred_depth=2", "--model.pred_heads=2", "--train.monitor_every=0",
@@ -245,6 +250,27 @@ def finished_run(run_dir: Path, cfg) -> str | None:
     return f"other settings ({'; '.join(diff)})" if diff else None
 
 
+def train_member(cfg, run_dir: Path, label: str, preset: str, reuse: bool) -> tuple[float | None, bool]:
+    """Train one ensemble member into run_dir, or (reuse) keep the finished run there if it matches cfg.
+    -> (training seconds, reused?); a reused run's seconds come from the bench_train.json written when it was
+    trained (None if absent)."""
+    why = finished_run(run_dir, cfg) if reuse else "not asked to reuse"
+    if why is None:
+        info = run_dir / "bench_train.json"
+        print(f"== bench physics: reusing the finished {label} run in {run_dir}")
+        return (json.loads(info.read_text())["train_seconds"] if info.exists() else None), True
+    if reuse:
+        print(f"== bench physics: cannot reuse {run_dir}: {why}")
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    print(f"== bench physics: training {label} ({cfg.train.method}, {cfg.train.steps} steps of {preset})")
+    t0 = time.time()
+    train(cfg, run_dir)
+    secs = round(time.time() - t0, 1)
+    (run_dir / "bench_train.json").write_text(json.dumps({"train_seconds": secs}) + "\n")
+    return secs, False
+
+
 def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reuse: bool = False) -> dict[str, Any]:
     """The suite. reuse=True keeps finished training runs found under workdir that match the requested configs
     (re-scoring without retraining; their train_seconds come from the bench_train.json the earlier bench run
@@ -255,29 +281,20 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
         shutil.rmtree(suite_dir)
     meta = provenance()
     extra = ["--train.progress=false", "--train.device=cpu"] + budget["overrides"] + list(overrides)
-    configs, models, train_seconds, ckpts, reused = {}, {}, {}, {}, {}
+    configs, models, members, train_seconds, ckpts, reused = {}, {}, {}, {}, {}, {}
     for name, preset in (("jepa", "vjepa_physics_cpu"), ("pixel", "vpixel_physics_cpu")):
-        cfg = load_config(find_preset(preset), extra)
-        configs[name] = cfg.to_dict()
-        run_dir = suite_dir / name
-        why = finished_run(run_dir, cfg) if reuse else "not asked to reuse"
-        reused[name] = why is None
-        if why is None:
-            info = run_dir / "bench_train.json"
-            train_seconds[name] = json.loads(info.read_text())["train_seconds"] if info.exists() else None
-            print(f"== bench physics: reusing the finished {name} run in {run_dir}")
-        else:
-            if reuse:
-                print(f"== bench physics: cannot reuse {run_dir}: {why}")
-            if run_dir.exists():
-                shutil.rmtree(run_dir)
-            print(f"== bench physics: training {name} ({cfg.train.method}, {cfg.train.steps} steps of {preset})")
-            t0 = time.time()
-            train(cfg, run_dir)
-            train_seconds[name] = round(time.time() - t0, 1)
-            (run_dir / "bench_train.json").write_text(json.dumps({"train_seconds": train_seconds[name]}) + "\n")
-        ckpts[name] = run_dir / "checkpoints" / "last.pt"
-        models[name] = load_method(ckpts[name])[0]
+        seed0 = load_config(find_preset(preset), extra).train.seed
+        members[name], train_seconds[name], ckpts[name], reused[name] = [], [], [], []
+        for seed in range(seed0, seed0 + budget["members"]):
+            cfg = load_config(find_preset(preset), extra + [f"--train.seed={seed}"])
+            configs.setdefault(name, cfg.to_dict())
+            run_dir = suite_dir / name / f"seed{seed}"
+            secs, was_reused = train_member(cfg, run_dir, f"{name} seed {seed}", preset, reuse)
+            train_seconds[name].append(secs)
+            reused[name].append(was_reused)
+            ckpts[name].append(run_dir / "checkpoints" / "last.pt")
+            members[name].append(load_method(ckpts[name][-1])[0])
+        models[name] = Ensemble(members[name])
     jcfg = models["jepa"].cfg
     untrained = []
     for k in range(N_UNTRAINED):
@@ -286,20 +303,25 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
 
     quads = test_quadruplets(budget["n_quads"], T=jcfg.video.physics_frames, size=jcfg.data.img_size,
                              channels=jcfg.data.channels)
-    print(f"== bench physics: scoring {len(quads)} quadruplets ({budget['n_quads']} per property) x "
-          f"{2 + N_UNTRAINED} models")
+    print(f"== bench physics: scoring {len(quads)} quadruplets ({budget['n_quads']} per property): jepa and pixel "
+          f"(each {budget['members']} members, together and alone), {N_UNTRAINED} untrained, copy_last")
     t0 = time.time()
     results, tables = {}, {}
+    per_member = {}
     for name, m in models.items():
         results[name], tables[name] = evaluate_model(m, quads, "cpu")
+        per_member[name] = [evaluate_model(one, quads, "cpu")[0] for one in members[name]]
     per_init = [evaluate_model(m, quads, "cpu")[0] for m in untrained]
     results["copy_last"] = evaluate_model(CopyLast(jcfg), quads, "cpu")[0]
     score_seconds = round(time.time() - t0, 1)
     rows = []
     for prop in PROPERTIES:
         for name in ("jepa", "pixel"):
+            secs = train_seconds[name]
             rows.append({"model": name, "property": prop, **results[name][prop],
-                         "train_seconds": train_seconds[name], "checkpoint": str(ckpts[name]),
+                         "per_member": [r[prop]["relative_accuracy"] for r in per_member[name]],
+                         "train_seconds": None if None in secs else round(sum(secs), 1),
+                         "train_seconds_per_member": secs, "checkpoints": [str(c) for c in ckpts[name]],
                          "reused_checkpoint": reused[name]})
         rows.append({"model": "copy_last", "property": prop, **results["copy_last"][prop]})
         avg = {k: float(np.mean([r[prop][k] for r in per_init])) for k, v in per_init[0][prop].items()
@@ -321,9 +343,10 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
         figures.append(str(path))
 
     print("== bench physics: linear probes of ball position / velocity")
-    probes = probe_rows({"jepa": models["jepa"], "pixel": models["pixel"], "untrained": untrained[0]}, jcfg,
+    probes = probe_rows({"jepa": members["jepa"][0], "pixel": members["pixel"][0], "untrained": untrained[0]}, jcfg,
                         budget["probe_videos"])
     return {"suite": "physics", "quick": quick, "git_sha": meta["git_sha"], "machine": meta["machine"],
             "versions": meta["versions"], "created": meta["created"], "configs": configs,
-            "n_quadruplets_per_property": budget["n_quads"], "score": "surprise_mean (mean window error)",
+            "n_quadruplets_per_property": budget["n_quads"], "members": budget["members"],
+            "score": "surprise_mean (mean window error; jepa and pixel: the mean over their members)",
             "score_seconds": score_seconds, "rows": rows, "probe_rows": probes, "figures": figures}

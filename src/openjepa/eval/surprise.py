@@ -14,6 +14,11 @@ predicted tubelet slice.
          "windows": [window errors], "window_starts": [...]}
 
 Videos shorter than W are padded with their last frame (per_frame still has one value per real frame).
+
+`Ensemble([m1, m2, ...])` scores with several independently trained models of the same clip geometry: each window's
+error is the mean of the members' errors (`openjepa surprise CKPT --ensemble CKPT2`; `bench physics` scores its
+jepa and pixel models this way). Members differ in which scenes they extrapolate badly, so the mean is steadier than
+any one of them.
 """
 
 from __future__ import annotations
@@ -27,6 +32,32 @@ import torch
 from openjepa.data.images import normalize
 from openjepa.data.video import pad_frames
 from openjepa.eval.features import autocast
+
+
+class Ensemble(torch.nn.Module):
+    """Several video world models as one scorer: future_error is the mean of the members' (B, S) errors. The
+    members must share the clip geometry (clip length, tubelet, context, frame size, channels)."""
+
+    GEOMETRY = (("video", "frames"), ("video", "tubelet"), ("video", "context_frames"), ("data", "img_size"),
+                ("data", "channels"))
+
+    def __init__(self, members: list) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one model")
+        ref = members[0].cfg
+        for i, m in enumerate(members[1:], 1):
+            for sec, key in self.GEOMETRY:
+                a, b = getattr(getattr(ref, sec), key), getattr(getattr(m.cfg, sec), key)
+                if a != b:
+                    raise ValueError(f"ensemble member {i} has {sec}.{key}={b}, member 0 has {a}: members must "
+                                     "share the clip geometry")
+        self.members = torch.nn.ModuleList(members)
+        self.cfg = ref
+
+    @torch.no_grad()
+    def future_error(self, x: torch.Tensor, context_frames: int) -> torch.Tensor:
+        return torch.stack([m.future_error(x, context_frames).float() for m in self.members]).mean(0)
 
 
 def window_starts(T: int, window: int, stride: int) -> list[int]:
@@ -114,15 +145,21 @@ def plot_surprise(results: list[dict[str, Any]], path: str | Path, marks: list[i
     return path
 
 
-def score_videos(checkpoint: str | Path, videos: list[str], context: int | None = None, fps: float | None = None,
-                 device: str = "cpu") -> list[dict[str, Any]]:
-    """`openjepa surprise`: load a video checkpoint, bring each video to the model input, score it."""
+def score_videos(checkpoint: str | Path | list[str | Path], videos: list[str], context: int | None = None,
+                 fps: float | None = None, device: str = "cpu") -> list[dict[str, Any]]:
+    """`openjepa surprise`: load a video checkpoint (several: an Ensemble of them), bring each video to the model
+    input, score it."""
     from openjepa.data.video import load_video
     from openjepa.train.checkpoint import load_method
 
-    method, cfg, _ = load_method(checkpoint, device)
-    if not hasattr(method, "future_error"):
-        raise ValueError(f"{checkpoint}: method {cfg.train.method!r} is not a video world model (vjepa, vpixel)")
+    members = []
+    for ckpt in checkpoint if isinstance(checkpoint, (list, tuple)) else [checkpoint]:
+        m, c, _ = load_method(ckpt, device)
+        if not hasattr(m, "future_error"):
+            raise ValueError(f"{ckpt}: method {c.train.method!r} is not a video world model (vjepa, vpixel)")
+        members.append(m)
+    method = members[0] if len(members) == 1 else Ensemble(members)
+    cfg = method.cfg
     out = []
     for v in videos:
         x = load_video(v, cfg.data.img_size, cfg.data.channels, fps=fps)
