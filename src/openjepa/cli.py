@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="run a benchmark suite and write its JSON result",
                        description="Run a benchmark suite; writes {suite, git_sha, machine, config, rows}. "
-                       "Each trained model's row names its checkpoint under --workdir.")
+                       "Each trained model's row names its checkpoint(s) under --workdir.")
     b.add_argument("suite", choices=sorted(SUITES))
     b.add_argument("--quick", action="store_true", help="a small version that finishes in minutes (all rows)")
     b.add_argument("--out", help="result file (default WORKDIR/SUITE[_quick].json)")
