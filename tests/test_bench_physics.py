@@ -75,6 +75,19 @@ def test_suite_rows(tmp_path, monkeypatch, capsys):
     assert "cannot reuse" in capsys.readouterr().out
     assert not any(any(r.get("reused_checkpoint", [])) for r in json.loads(out2.read_text())["rows"])
 
+    # --n-quads: a larger test set that starts with the default one (same first quadruplet, same scores)
+    out3 = tmp_path / "more.json"
+    assert main(["bench", "physics", "--quick", "--reuse", "--n-quads", "2", "--out", str(out3),
+                 "--workdir", str(tmp_path / "work")]) == 0
+    more = json.loads(out3.read_text())
+    assert more["n_quadruplets_per_property"] == 2
+    for r in more["rows"]:
+        if r["model"] in ("jepa", "pixel"):
+            assert len(r["quad_scores"]) == 2 and r["quad_scores"][0] == first[key(r)]["quad_scores"][0]
+    capsys.readouterr()
+    assert main(["bench", "images", "--quick", "--n-quads", "2"]) != 0
+    assert "--n-quads applies to the physics suite" in capsys.readouterr().err
+
 
 def test_copy_last_scores_a_still_video_zero_and_motion_positive():
     from openjepa.config import build_config
@@ -120,4 +133,5 @@ def test_evaluate_model_lists_failed_quadruplets(monkeypatch):
     monkeypatch.setattr(bp, "surprise_table", table)
     res, _ = bp.evaluate_model(None, quads, "cpu")
     assert res["gravity"]["failures"] == [12, 13]
+    assert res["gravity"]["quad_scores"] == [list(means[s]) for s in (11, 12, 13)]
     assert res["gravity"]["relative_accuracy"] == pytest.approx(0.5)

@@ -166,6 +166,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if args.suite != "physics":
             raise ValueError("--reuse applies to the physics suite")
         extra["reuse"] = True
+    if args.n_quads is not None:
+        if args.suite != "physics":
+            raise ValueError("--n-quads applies to the physics suite")
+        if args.n_quads < 1:
+            raise ValueError(f"--n-quads must be at least 1, got {args.n_quads}")
+        extra["n_quads"] = args.n_quads
     result = SUITES[args.suite](quick=args.quick, workdir=Path(args.workdir), overrides=list(args.overrides), out=out,
                                 **extra)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -309,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--only", metavar="ROW[,ROW]", help="throughput: run only these configs (e.g. ijepa_vits_gpu)")
     b.add_argument("--reuse", action="store_true", help="physics: keep finished training runs under --workdir that "
                    "match the configs (score again without retraining); retrain the others")
+    b.add_argument("--n-quads", type=int, metavar="N", help="physics: test quadruplets per property (default 40, "
+                   "--quick 8); the first 40 of any N are the default test set")
     b.set_defaults(func=cmd_bench)
     dc = sub.add_parser("data", help="offline datasets for world models (data collect)")
     dsub = dc.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")

@@ -28,7 +28,8 @@ windows predicting it (`per_frame`); the quadruplet's excess, (C + D) - (A + B) 
 impossible frame: `excess_peak_offset_median` (frames from it to the peak) and `excess_peak_within_3` (share of
 quadruplets whose peak is within 3 frames of it).
 `failures`: seeds of the quadruplets whose possible videos were not less surprising than the impossible ones
-(rebuild one with physics.make_quadruplet(property, seed) to look at it).
+(rebuild one with physics.make_quadruplet(property, seed) to look at it). `quad_scores`: each quadruplet's four
+scores (A, B, C, D), in test-seed order, so subsets and confidence intervals can be computed from the file.
 Also written: a figure of surprise vs time for one quadruplet per property (jepa; the first impossible frame
 marked; below, the excess curve), and linear probes (ridge regression, R^2 on held-out videos) of the ball's
 position and velocity at each tubelet slice (ball centre inside the frame) from the frozen target encoder's tokens
@@ -155,7 +156,8 @@ def evaluate_model(method, quads, device: str) -> tuple[dict[str, dict[str, floa
         res[prop] = {**mean, "relative_accuracy_max": mx["relative_accuracy"], "auroc_max": mx["auroc"],
                      "auroc_matched_max": mx["auroc_matched"], "excess_peak_offset_median": float(np.median(off)),
                      "excess_peak_within_3": float((np.abs(off) <= 3).mean()),
-                     "failures": [q.seed for (q, _), p, i in zip(sel, poss, imp) if not p < i]}
+                     "failures": [q.seed for (q, _), p, i in zip(sel, poss, imp) if not p < i],
+                     "quad_scores": [[round(v, 7) for v in m] for m in means]}
     return res, table
 
 
@@ -271,11 +273,15 @@ def train_member(cfg, run_dir: Path, label: str, preset: str, reuse: bool) -> tu
     return secs, False
 
 
-def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reuse: bool = False) -> dict[str, Any]:
+def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reuse: bool = False,
+                n_quads: int | None = None) -> dict[str, Any]:
     """The suite. reuse=True keeps finished training runs found under workdir that match the requested configs
     (re-scoring without retraining; their train_seconds come from the bench_train.json the earlier bench run
-    wrote beside them, null if absent) and retrains the rest."""
-    budget = QUICK if quick else FULL
+    wrote beside them, null if absent) and retrains the rest. n_quads overrides the budget's quadruplets per
+    property (test seeds TEST_SEED + [0, n_quads): a larger set contains the smaller ones)."""
+    budget = dict(QUICK if quick else FULL)
+    if n_quads is not None:
+        budget["n_quads"] = int(n_quads)
     suite_dir = Path(workdir) / ("physics_quick" if quick else "physics")
     if suite_dir.exists() and not reuse:
         shutil.rmtree(suite_dir)
