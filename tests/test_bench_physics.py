@@ -50,6 +50,7 @@ def test_suite_rows(tmp_path, monkeypatch, capsys):
     assert {(r["model"], r["probe"]) for r in result["probe_rows"]} == {
         (m, p) for m in ("raw_pixels", "jepa", "pixel", "untrained") for p in ("position", "velocity")}
     assert len(result["figures"]) == len(bp.PROPERTIES)
+    assert set(result["jepa_vs_pixel"]) == set(bp.PROPERTIES)
     for r in rows:
         if r["model"] in ("jepa", "pixel"):  # an ensemble of two members trained with seeds 0 and 1
             assert len(r["per_member"]) == len(r["checkpoints"]) == 2 and r["checkpoints"][0].endswith(
@@ -135,3 +136,26 @@ def test_evaluate_model_lists_failed_quadruplets(monkeypatch):
     assert res["gravity"]["failures"] == [12, 13]
     assert res["gravity"]["quad_scores"] == [list(means[s]) for s in (11, 12, 13)]
     assert res["gravity"]["relative_accuracy"] == pytest.approx(0.5)
+
+
+def test_compare_pairs_quadruplets_across_results():
+    right, wrong, tie = [1, 1, 2, 2], [2, 2, 1, 1], [1, 1, 1, 1]
+
+    def res(a, b):
+        return {"rows": [{"model": "jepa", "property": "gravity", "quad_scores": a},
+                         {"model": "pixel", "property": "gravity", "quad_scores": b},
+                         {"model": "untrained", "property": "gravity"}]}
+    one = res([right, right, wrong, tie], [right, wrong, wrong, right])
+    c = bp.compare([one])["gravity"]
+    assert c["jepa"] == pytest.approx(0.625) and c["pixel"] == pytest.approx(0.5)
+    assert c["difference"] == pytest.approx(0.125) and c["ci95"][0] <= 0.125 <= c["ci95"][1]
+    assert c["n_quads"] == 4 and c["n_results"] == 1
+    # a second result scored on 2 quadruplets: both are compared on the 2 they share, outcomes averaged
+    two = bp.compare([one, res([wrong, wrong], [right, right])])["gravity"]
+    assert two["n_quads"] == 2 and two["n_results"] == 2
+    assert two["jepa"] == pytest.approx(0.5) and two["pixel"] == pytest.approx(0.75)
+    # identical models: no difference and a zero-width interval
+    same = bp.compare([res([right, wrong, tie], [right, wrong, tie])])["gravity"]
+    assert same["difference"] == 0 and same["ci95"] == [0, 0]
+    with pytest.raises(ValueError, match="quad_scores"):
+        bp.compare([{"rows": [{"model": "jepa", "property": "gravity"}]}])

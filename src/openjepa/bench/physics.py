@@ -30,6 +30,8 @@ quadruplets whose peak is within 3 frames of it).
 `failures`: seeds of the quadruplets whose possible videos were not less surprising than the impossible ones
 (rebuild one with physics.make_quadruplet(property, seed) to look at it). `quad_scores`: each quadruplet's four
 scores (A, B, C, D), in test-seed order, so subsets and confidence intervals can be computed from the file.
+`jepa_vs_pixel`: per property, jepa's relative accuracy minus pixel's with a 95% bootstrap interval over the
+quadruplets (`compare`; scripts/physics_compare.py pools several result files).
 Also written: a figure of surprise vs time for one quadruplet per property (jepa; the first impossible frame
 marked; below, the excess curve), and linear probes (ridge regression, R^2 on held-out videos) of the ball's
 position and velocity at each tubelet slice (ball centre inside the frame) from the frozen target encoder's tokens
@@ -81,14 +83,20 @@ def pair_sums(scores) -> tuple[np.ndarray, np.ndarray]:
     return s[:, 0] + s[:, 1], s[:, 2] + s[:, 3]
 
 
+def quad_outcomes(scores) -> np.ndarray:
+    """Per quadruplet (A, B, C, D) scores -> 1 (the possible pair is less surprising), 0.5 (a tie: sums within
+    TIE_RTOL) or 0 (wrong). Their mean is the relative accuracy."""
+    poss, imp = pair_sums(scores)
+    tie = np.abs(poss - imp) <= TIE_RTOL * np.maximum(np.abs(poss), np.abs(imp))
+    return ((poss < imp) & ~tie) + 0.5 * tie
+
+
 def score_property(scores: list[tuple[float, float, float, float]]) -> dict[str, float]:
     """scores: per quadruplet (possible A, possible B, impossible C, impossible D). A scorer that is blind to
     the dynamics gives A + B and C + D equal up to float rounding (the same windows summed in another order);
     those count as ties (TIE_RTOL), not as coin flips decided by the rounding."""
     s = np.asarray(scores, dtype=np.float64)
-    poss, imp = pair_sums(s)
-    tie = np.abs(poss - imp) <= TIE_RTOL * np.maximum(np.abs(poss), np.abs(imp))
-    rel = float((((poss < imp) & ~tie) + 0.5 * tie).mean())
+    rel = float(quad_outcomes(s).mean())
     c = s - s.mean(1, keepdims=True)  # each quadruplet centred: scene-to-scene differences removed
     return {"relative_accuracy": rel, "auroc": auroc(list(s[:, :2].ravel()), list(s[:, 2:].ravel())),
             "auroc_matched": auroc(list(c[:, :2].ravel()), list(c[:, 2:].ravel()))}
@@ -152,13 +160,44 @@ def evaluate_model(method, quads, device: str) -> tuple[dict[str, dict[str, floa
         mean = score_property(means)
         mx = score_property([tuple(v["surprise_max"] for v in r) for r in rows])
         off = np.array(excess_peak_offsets(rows, [q for q, _ in sel]))
-        poss, imp = pair_sums(means)
+        outcome = quad_outcomes(means)
         res[prop] = {**mean, "relative_accuracy_max": mx["relative_accuracy"], "auroc_max": mx["auroc"],
                      "auroc_matched_max": mx["auroc_matched"], "excess_peak_offset_median": float(np.median(off)),
                      "excess_peak_within_3": float((np.abs(off) <= 3).mean()),
-                     "failures": [q.seed for (q, _), p, i in zip(sel, poss, imp) if not p < i],
+                     "failures": [q.seed for (q, _), o in zip(sel, outcome) if o < 1],
                      "quad_scores": [[round(v, 7) for v in m] for m in means]}
     return res, table
+
+
+def compare(results: list[dict[str, Any]], a: str = "jepa", b: str = "pixel", n_boot: int = 2000,
+            seed: int = 0) -> dict[str, dict[str, float]]:
+    """Model a against model b per property, paired by quadruplet, from one or more bench physics results (e.g.
+    independently trained ensembles scored on the same test seeds; their first n quadruplets are the same, n the
+    smallest set among them). Per property: each model's relative accuracy averaged over the results, the
+    difference a - b, and a 95% bootstrap interval of the difference (quadruplets resampled, the same draw for
+    every result, so scene difficulty is shared as in the test)."""
+    rows = {}
+    for res in results:
+        for r in res["rows"]:
+            if r["model"] in (a, b):
+                if "quad_scores" not in r:
+                    raise ValueError(f"a result ({res.get('git_sha', '?')[:7]}) has no quad_scores: score it again "
+                                     "with this version (bench physics --reuse)")
+                rows.setdefault(r["property"], {}).setdefault(r["model"], []).append(quad_outcomes(r["quad_scores"]))
+    rng = np.random.default_rng(seed)
+    out = {}
+    for prop, by in rows.items():
+        if set(by) != {a, b} or len(by[a]) != len(by[b]):
+            raise ValueError(f"{prop}: every result must hold both {a!r} and {b!r} rows")
+        n = min(len(o) for o in by[a] + by[b])
+        oa = np.mean([o[:n] for o in by[a]], 0)  # (n,) outcome averaged over the results
+        ob = np.mean([o[:n] for o in by[b]], 0)
+        d = oa - ob
+        boot = d[rng.integers(0, n, (n_boot, n))].mean(1)
+        lo, hi = np.percentile(boot, [2.5, 97.5])
+        out[prop] = {a: float(oa.mean()), b: float(ob.mean()), "difference": float(d.mean()), "ci95": [float(lo),
+                     float(hi)], "n_quads": n, "n_results": len(by[a])}
+    return out
 
 
 # ------------------------------------------------------------------------------------------------- probes
@@ -355,4 +394,4 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
             "versions": meta["versions"], "created": meta["created"], "configs": configs,
             "n_quadruplets_per_property": budget["n_quads"], "members": budget["members"],
             "score": "surprise_mean (mean window error; jepa and pixel: the mean over their members)",
-            "score_seconds": score_seconds, "rows": rows, "probe_rows": probes, "figures": figures}
+            "score_seconds": score_seconds, "rows": rows, "jepa_vs_pixel": compare([{"rows": rows}]), "probe_rows": probes, "figures": figures}
