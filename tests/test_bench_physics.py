@@ -57,6 +57,7 @@ def test_suite_rows(tmp_path, monkeypatch, capsys):
                 "seed0/checkpoints/last.pt") and r["checkpoints"][1].endswith("seed1/checkpoints/last.pt")
             assert r["reused_checkpoint"] == [False, False]
             assert r["train_seconds"] == pytest.approx(sum(r["train_seconds_per_member"]))
+            assert len(r["copy_last_gain_per_member"]) == 2
 
     # --reuse scores the finished runs again without retraining (same checkpoints, same figures, same seconds)
     capsys.readouterr()

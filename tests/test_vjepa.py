@@ -138,3 +138,46 @@ def test_delta_prediction_starts_from_the_last_seen_slice(mask):
             base_slice = (tgt_idx // hw - 1) if mask == "next" else torch.full_like(tgt_idx, 1)
             pred = m.predict(x, ctx_idx, tgt_idx)[0]
             assert torch.allclose(pred, m._targets(x, base_slice * hw + tgt_idx % hw), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["vjepa", "vpixel"])
+def test_copy_last_gain_separates_a_stalled_predictor_from_a_perfect_one(name, monkeypatch):
+    """copy_last_gain is 0 for a predictor that copies the last context slice forward (delta with the head
+    zeroed), 1 for one that predicts the targets exactly."""
+    x = normalize(torch.from_numpy(train_videos(4, T=8, size=16, channels=1)))
+    m = tiny(name, "--video.mask=future", "--video.delta=true").eval()
+    torch.nn.init.zeros_(m.predictor.head.weight)
+    torch.nn.init.zeros_(m.predictor.head.bias)
+    assert abs(m.copy_last_gain(x, 4)) < 1e-5
+    real = m.predict
+    monkeypatch.setattr(m, "predict", lambda x, c, t: (real(x, c, t)[1],) + real(x, c, t)[1:])
+    assert m.copy_last_gain(x, 4) == pytest.approx(1.0)
+
+
+def test_training_warns_when_the_video_predictor_stalls(tmp_path, capsys):
+    """A predictor that never learns (lr 0, delta with the head zeroed: it copies the last frame forward) is
+    flagged once half the steps are done; the monitor logs copy_last_gain."""
+    import json
+    from openjepa.train.loop import train
+    cfg = build_config({}, ["--train.method=vpixel", *TINY, "--video.mask=future", "--video.delta=true",
+                            "--video.physics_videos=80", "--data.batch_size=8", "--train.steps=4",
+                            "--train.monitor_every=2", "--train.monitor_samples=16", "--train.progress=false",
+                            "--optim.lr=0", "--optim.start_lr=0", "--optim.final_lr=0", "--optim.weight_decay=0",
+                            "--optim.final_weight_decay=0"])
+    real_build = METHODS["vpixel"]
+
+    class Copying(real_build):
+        def __init__(self, c):
+            super().__init__(c)
+            torch.nn.init.zeros_(self.predictor.head.weight)
+            torch.nn.init.zeros_(self.predictor.head.bias)
+    METHODS["vpixel"] = Copying
+    try:
+        summary = train(cfg, tmp_path / "run")
+    finally:
+        METHODS["vpixel"] = real_build
+    assert summary["stall_warned"]
+    assert "STALLED" in capsys.readouterr().out
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    gains = [r["copy_last_gain"] for r in rows if "copy_last_gain" in r]
+    assert len(gains) == 2 and all(abs(g) < 1e-4 for g in gains)

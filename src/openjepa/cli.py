@@ -64,6 +64,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"{state}: final loss {summary['final_loss']:.4f}; checkpoints in {run_dir / 'checkpoints'}; report {report}")
     if summary["collapse_warned"]:
         print("WARNING: the collapse panel flagged this run; see the report.")
+    if summary.get("stall_warned"):
+        print("WARNING: the video predictor stalled at copying the last frame forward (copy_last_gain in the log).")
     return code
 
 

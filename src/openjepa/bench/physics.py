@@ -32,6 +32,8 @@ quadruplets whose peak is within 3 frames of it).
 scores (A, B, C, D), in test-seed order, so subsets and confidence intervals can be computed from the file.
 `jepa_vs_pixel`: per property, jepa's relative accuracy minus pixel's with a 95% bootstrap interval over the
 quadruplets (`compare`; scripts/physics_compare.py pools several result files).
+`copy_last_gain_per_member`: how much lower each member's future-prediction error is than copying the last
+context frame forward, on GAIN_VIDEOS possible clips (methods.vjepa copy_last_gain; near 0: a stalled member).
 Also written: a figure of surprise vs time for one quadruplet per property (jepa; the first impossible frame
 marked; below, the excess curve), and linear probes (ridge regression, R^2 on held-out videos) of the ball's
 position and velocity at each tubelet slice (ball centre inside the frame) from the frozen target encoder's tokens
@@ -65,6 +67,7 @@ QUICK = {"n_quads": 8, "probe_videos": 160, "members": 2,
                        "--model.dim=64", "--model.depth=2", "--model.heads=2", "--model.pred_dim=32",
                        "--model.pred_depth=2", "--model.pred_heads=2", "--train.monitor_every=0",
                        "--train.ckpt_every=160"]}
+GAIN_VIDEOS = 128  # clips on which each member's copy_last_gain is measured
 PROBE_SEED = 900_000_000  # probe videos: training-range seeds far above any training set, test hues
 
 
@@ -346,6 +349,9 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
         torch.manual_seed(1000 + k)
         untrained.append(METHODS["vjepa"](jcfg).eval())
 
+    gain_x = normalize(probe_data(GAIN_VIDEOS, jcfg)[0])  # possible videos with test hues, first video.frames frames
+    gains = {name: [round(m.eval().copy_last_gain(gain_x, jcfg.video.context_frames), 4) for m in ms]
+             for name, ms in members.items()}
     quads = test_quadruplets(budget["n_quads"], T=jcfg.video.physics_frames, size=jcfg.data.img_size,
                              channels=jcfg.data.channels)
     print(f"== bench physics: scoring {len(quads)} quadruplets ({budget['n_quads']} per property): jepa and pixel "
@@ -366,8 +372,8 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
             rows.append({"model": name, "property": prop, **results[name][prop],
                          "per_member": [r[prop]["relative_accuracy"] for r in per_member[name]],
                          "train_seconds": None if None in secs else round(sum(secs), 1),
-                         "train_seconds_per_member": secs, "checkpoints": [str(c) for c in ckpts[name]],
-                         "reused_checkpoint": reused[name]})
+                         "train_seconds_per_member": secs, "copy_last_gain_per_member": gains[name],
+                         "checkpoints": [str(c) for c in ckpts[name]], "reused_checkpoint": reused[name]})
         rows.append({"model": "copy_last", "property": prop, **results["copy_last"][prop]})
         avg = {k: float(np.mean([r[prop][k] for r in per_init])) for k, v in per_init[0][prop].items()
                if not isinstance(v, list)}

@@ -121,6 +121,18 @@ class _VideoMethod(nn.Module):
         err = self.future_token_error(x, context_frames)
         return err.view(err.shape[0], -1, self.grid[1] * self.grid[2]).mean(-1)
 
+    @torch.no_grad()
+    def copy_last_gain(self, x: torch.Tensor, context_frames: int) -> float:
+        """How much better the future prediction is than "nothing moves": 1 - (mean L1 error of the predicted
+        tokens) / (mean L1 error of copying the last context slice's tokens forward, the latent or pixel target
+        of `copy_guess`), over normalised clips x (B, C, T, H, W). Near 0 (or below): the predictor has stalled at
+        copying the last frame; a model that learnt the motion scores well above it."""
+        ctx_idx, tgt_idx = self.future_masks(x, context_frames)
+        pred, tgt, _ = self.predict(x, ctx_idx, tgt_idx)
+        guess = self.copy_guess(x, ctx_idx, tgt_idx)
+        copy = (guess.float() - tgt.float()).abs().mean()
+        return float(1.0 - (pred.float() - tgt.float()).abs().mean() / copy.clamp_min(1e-12))
+
     def _predictor(self, z: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
         """The predictor on context tokens z (B, Kc, D); with video.delta each query also starts from the context
         token at its base position (future and next masks hold whole slices from slice 0, so a token's index is
@@ -176,6 +188,12 @@ class VJEPA(_VideoMethod):
         tgt, base = got
         return pred + base, tgt, z
 
+    @torch.no_grad()
+    def copy_guess(self, x: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
+        """"Nothing moves" in latent space: each target token replaced by the target encoder's token at the same
+        position in its base slice (the last context slice for future masks), (B, M, Kt, D)."""
+        return self._targets(x, tgt_idx, self._base_index(tgt_idx, ctx_idx))[1]
+
     def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         pred, tgt, z = self.predict(batch["x"], batch["ctx_idx"], batch["tgt_idx"])
         return self._with_regulariser(prediction_loss(pred, tgt, self.cfg.train.loss), z, batch)
@@ -208,6 +226,12 @@ class VPixel(_VideoMethod):
         t = self.cfg.video.tubelet
         held = x[:, :, t - 1::t].repeat_interleave(t, dim=2)  # slice s -> its last frame, t times
         return self._pixels(held, self._base_index(tgt_idx, ctx_idx))
+
+    @torch.no_grad()
+    def copy_guess(self, x: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
+        """"Nothing moves" in pixels: each target tubelet replaced by the last frame of its base slice (the last
+        context frame for future masks), (B, M, Kt, C*t*p*p)."""
+        return self._base_pixels(x, tgt_idx, ctx_idx)
 
     def predict(self, x: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

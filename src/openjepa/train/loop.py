@@ -2,7 +2,7 @@
 
     for step: schedules -> batch (augment, masks; CPU, seeded by step) -> method.step under autocast
               -> backward -> clip -> optimiser step -> method.on_step_end (EMA) -> log
-              -> online collapse panel + kNN probe -> checkpoint
+              -> online collapse panel + kNN probe (video: gain over copy-last) -> checkpoint
 
 Everything random is a function of (seed, step), so `resume=True` continues exactly where the last
 checkpoint left off (fp32 on CPU gives bit-identical metrics).
@@ -77,6 +77,30 @@ class Monitor:
             zb = extract_features(encoder, self.bank_x, device, precision)
             row["knn_top1"] = knn_top1(zb, self.bank_y, z, self.y, k=20)
         return row
+
+
+    def copy_last_gain(self, method: torch.nn.Module, device: torch.device, precision: str) -> float | None:
+        """Video world models: how much better than "nothing moves" the future prediction is on the held-out
+        clips (their first video.frames frames, the first video.context_frames given); None for other data."""
+        v = method.cfg.video
+        if self.x.dim() != 5 or self.x.shape[2] < v.frames:
+            return None
+        was = method.training
+        method.eval()
+        with autocast(device, precision):
+            gain = method.copy_last_gain(normalize(self.x[:, :, :v.frames]).to(device), v.context_frames)
+        method.train(was)
+        return gain
+
+
+STALL_GAIN = 0.05  # a video predictor within 5% of copying the last frame after half the steps has stalled
+
+
+def stall_message(gain: float, step: int) -> str:
+    return (f"the video predictor has STALLED at step {step}: its error is only {100 * gain:.1f}% below copying the "
+            "last context frame forward ('nothing moves'), so it has not learnt the motion and its surprise scores "
+            "will mostly measure how far things move. Features can look healthy meanwhile. Try another "
+            "--train.seed or a lower --optim.lr")
 
 
 def build_monitor(cfg: Config, x, y: torch.Tensor | None) -> tuple[Monitor, Any]:
@@ -235,7 +259,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
     end = tc.steps if not tc.stop_after else min(tc.steps, start + tc.stop_after)
     bar = tqdm(total=tc.steps, initial=start, unit="step", desc=tc.method, disable=not (tc.progress and ddp.main),
                dynamic_ncols=True)
-    t_last, n_last, collapse_warned = time.time(), 0, False
+    t_last, n_last, collapse_warned, stall_warned = time.time(), 0, False, False
     last_loss, last_row, saved = float("nan"), {}, start
     bad, rollbacks, stopped_by = 0, 0, None
     method.train()
@@ -331,16 +355,27 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
                 if (ddp.main or fsdp) and tc.monitor_every and (done % tc.monitor_every == 0 or done == tc.steps):
                     # under FSDP every rank runs the encoder (its forward gathers shards); rank 0 reports
                     panel = monitor.run(method.eval_encoder(), device, tc.precision)
+                    gain = monitor.copy_last_gain(method, device, tc.precision) if hasattr(method, "copy_last_gain") \
+                        else None
+                    if gain is not None:
+                        panel["copy_last_gain"] = gain
                     logger.log({"step": done, **panel})
                     msg = f"step {done}: RankMe {panel['rankme']:.1f}, feat_std {panel['feat_std']:.4f}, mean_cos {panel['mean_cos']:.3f}"
                     if "knn_top1" in panel:
                         msg += f", online kNN {100 * panel['knn_top1']:.1f}%"
+                    if gain is not None:
+                        msg += f", prediction {100 * gain:.0f}% better than copy-last"
                     say = bar.write if tc.progress and ddp.main else log
                     say(msg)
+                    warns = []
                     if panel["collapsed"]:
-                        warn = collapse_message(panel, done)
-                        say("!" * 80 + "\n" + warn + "\n" + "!" * 80 if tc.progress else "WARNING: " + warn)
+                        warns.append(collapse_message(panel, done))
                         collapse_warned = True
+                    if gain is not None and gain < STALL_GAIN and 2 * done >= tc.steps and not stall_warned:
+                        warns.append(stall_message(gain, done))
+                        stall_warned = True
+                    for warn in warns:
+                        say("!" * 80 + "\n" + warn + "\n" + "!" * 80 if tc.progress else "WARNING: " + warn)
                     score = panel.get("knn_top1", panel["rankme"])
                     if any_rank(ddp.main and score > best, ddp.world if fsdp else 1, device):  # rank 0 decides
                         best = score
@@ -370,7 +405,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
         save(step, ckpt_dir / "best.pt")
     barrier(ddp.world)
     return {"run_dir": str(run_dir), "steps": step, "finished": finished, "final_loss": last_loss,
-            "collapse_warned": collapse_warned, "stopped_by": stopped_by, "rollbacks": rollbacks}
+            "collapse_warned": collapse_warned, "stall_warned": stall_warned, "stopped_by": stopped_by, "rollbacks": rollbacks}
 
 
 # may change between a run and its resume
