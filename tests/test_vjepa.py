@@ -152,6 +152,16 @@ def test_copy_last_gain_separates_a_stalled_predictor_from_a_perfect_one(name, m
     real = m.predict
     monkeypatch.setattr(m, "predict", lambda x, c, t: (real(x, c, t)[1],) + real(x, c, t)[1:])
     assert m.copy_last_gain(x, 4) == pytest.approx(1.0)
+    # measured in the training objective: small errors everywhere (cheap in MSE, dear in L1) still beat copying
+    ctx_idx, tgt_idx = m.future_masks(x, 4)
+    tgt = real(x, ctx_idx, tgt_idx)[1]
+    guess = m.copy_guess(x, ctx_idx, tgt_idx)
+    noisy = tgt + 0.5 * ((guess - tgt) ** 2).mean().sqrt() * torch.randn_like(tgt)  # a quarter of copy's MSE
+    monkeypatch.setattr(m, "predict", lambda x, c, t: (noisy,) + real(x, c, t)[1:])
+    expected = 1 - m.loss(noisy, tgt) / m.loss(guess, tgt)
+    assert m.copy_last_gain(x, 4) == pytest.approx(float(expected), rel=1e-5)
+    if name == "vpixel":  # here the noisy prediction is worse than copying in L1 but better in MSE
+        assert (noisy - tgt).abs().mean() > (guess - tgt).abs().mean() and expected > 0
 
 
 def test_training_warns_when_the_video_predictor_stalls(tmp_path, capsys):

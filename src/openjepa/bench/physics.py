@@ -32,7 +32,7 @@ quadruplets whose peak is within 3 frames of it).
 scores (A, B, C, D), in test-seed order, so subsets and confidence intervals can be computed from the file.
 `jepa_vs_pixel`: per property, jepa's relative accuracy minus pixel's with a 95% bootstrap interval over the
 quadruplets (`compare`; scripts/physics_compare.py pools several result files).
-`copy_last_gain_per_member`: how much lower each member's future-prediction error is than copying the last
+`copy_last_gain_per_member`: 1 - each member's training loss on future prediction / that of copying the last
 context frame forward, on GAIN_VIDEOS possible clips (methods.vjepa copy_last_gain; near 0: a stalled member).
 Also written: a figure of surprise vs time for one quadruplet per property (jepa; the first impossible frame
 marked; below, the excess curve), and linear probes (ridge regression, R^2 on held-out videos) of the ball's

@@ -123,15 +123,16 @@ class _VideoMethod(nn.Module):
 
     @torch.no_grad()
     def copy_last_gain(self, x: torch.Tensor, context_frames: int) -> float:
-        """How much better the future prediction is than "nothing moves": 1 - (mean L1 error of the predicted
-        tokens) / (mean L1 error of copying the last context slice's tokens forward, the latent or pixel target
-        of `copy_guess`), over normalised clips x (B, C, T, H, W). Near 0 (or below): the predictor has stalled at
-        copying the last frame; a model that learnt the motion scores well above it."""
+        """How much better the future prediction is than "nothing moves", in the training objective: 1 -
+        loss(prediction) / loss(`copy_guess`: the last context slice copied forward, in latent tokens or pixels),
+        over the predicted tokens of normalised clips x (B, C, T, H, W). Near 0 (or below): the predictor has
+        stalled at copying the last frame; a model that learnt the motion scores well above it. (Measured in the
+        objective, not in the surprise's L1: an MSE-trained pixel predictor spreads small errors over the static
+        background, which costs more L1 than copying a small moving ball does.)"""
         ctx_idx, tgt_idx = self.future_masks(x, context_frames)
         pred, tgt, _ = self.predict(x, ctx_idx, tgt_idx)
-        guess = self.copy_guess(x, ctx_idx, tgt_idx)
-        copy = (guess.float() - tgt.float()).abs().mean()
-        return float(1.0 - (pred.float() - tgt.float()).abs().mean() / copy.clamp_min(1e-12))
+        copy = self.loss(self.copy_guess(x, ctx_idx, tgt_idx), tgt)
+        return float(1.0 - self.loss(pred, tgt) / copy.clamp_min(1e-12))
 
     def _predictor(self, z: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
         """The predictor on context tokens z (B, Kc, D); with video.delta each query also starts from the context
@@ -196,7 +197,11 @@ class VJEPA(_VideoMethod):
 
     def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         pred, tgt, z = self.predict(batch["x"], batch["ctx_idx"], batch["tgt_idx"])
-        return self._with_regulariser(prediction_loss(pred, tgt, self.cfg.train.loss), z, batch)
+        return self._with_regulariser(self.loss(pred, tgt), z, batch)
+
+    def loss(self, pred: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        """The prediction objective (train.loss on target-encoder tokens)."""
+        return prediction_loss(pred, tgt, self.cfg.train.loss)
 
     def on_step_end(self, step: int, total: int) -> dict[str, float]:
         o = self.cfg.optim
@@ -244,7 +249,11 @@ class VPixel(_VideoMethod):
 
     def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         pred, tgt, z = self.predict(batch["x"], batch["ctx_idx"], batch["tgt_idx"])
-        return self._with_regulariser(F.mse_loss(pred.float(), tgt), z, batch)
+        return self._with_regulariser(self.loss(pred, tgt), z, batch)
+
+    def loss(self, pred: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        """The prediction objective: MSE on pixels."""
+        return F.mse_loss(pred.float(), tgt.float())
 
     def on_step_end(self, step: int, total: int) -> dict[str, float]:
         return {}
