@@ -126,17 +126,21 @@ def test_plot_surprise_with_excess_panel(tmp_path):
 
 def test_evaluate_model_lists_failed_quadruplets(monkeypatch):
     from types import SimpleNamespace
-    quads = [SimpleNamespace(prop="gravity", seed=s, violation=3) for s in (11, 12, 13)]
-    means = {11: (1, 1, 2, 2), 12: (2, 2, 1, 1), 13: (1, 1, 1, 1)}  # right, wrong, tie
+    quads = [SimpleNamespace(prop="gravity", seed=s, violation=3) for s in (11, 12, 13, 14)]
+    # right, wrong, tie, and a tie within float rounding that rounding each score to 7 decimals would break
+    means = {11: (1, 1, 2, 2), 12: (2, 2, 1, 1), 13: (1, 1, 1, 1),
+             14: (0.0020000049, 0.0010000049, 0.0020000051, 0.0010000051)}
 
     def table(method, qs, device):
         return [[{"surprise_mean": v, "surprise_max": v, "per_frame": [None, v, v, v, v]} for v in means[q.seed]]
                 for q in qs]
     monkeypatch.setattr(bp, "surprise_table", table)
     res, _ = bp.evaluate_model(None, quads, "cpu")
-    assert res["gravity"]["failures"] == [12, 13]
-    assert res["gravity"]["quad_scores"] == [list(means[s]) for s in (11, 12, 13)]
+    assert res["gravity"]["failures"] == [12, 13, 14]
+    assert res["gravity"]["quad_scores"] == [list(means[s]) for s in (11, 12, 13, 14)]
     assert res["gravity"]["relative_accuracy"] == pytest.approx(0.5)
+    # the stored scores give back the same outcomes (what compare() and physics_compare.py rely on)
+    assert bp.quad_outcomes(res["gravity"]["quad_scores"]).mean() == pytest.approx(0.5)
 
 
 def test_compare_pairs_quadruplets_across_results():

@@ -168,7 +168,7 @@ def evaluate_model(method, quads, device: str) -> tuple[dict[str, dict[str, floa
                      "auroc_matched_max": mx["auroc_matched"], "excess_peak_offset_median": float(np.median(off)),
                      "excess_peak_within_3": float((np.abs(off) <= 3).mean()),
                      "failures": [q.seed for (q, _), o in zip(sel, outcome) if o < 1],
-                     "quad_scores": [[round(v, 7) for v in m] for m in means]}
+                     "quad_scores": [list(m) for m in means]}  # unrounded: rounding would break ties
     return res, table
 
 
