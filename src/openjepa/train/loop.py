@@ -97,10 +97,11 @@ STALL_GAIN = 0.05  # a video predictor within 5% of copying the last frame after
 
 
 def stall_message(gain: float, step: int) -> str:
-    return (f"the video predictor has STALLED at step {step}: its error is only {100 * gain:.1f}% below copying the "
-            "last context frame forward ('nothing moves'), so it has not learnt the motion and its surprise scores "
-            "will mostly measure how far things move. Features can look healthy meanwhile. Try another "
-            "--train.seed or a lower --optim.lr")
+    side = "below" if gain >= 0 else "above"
+    return (f"the video predictor has STALLED at step {step}: its loss is only {abs(100 * gain):.1f}% {side} that of "
+            "copying the last context frame forward ('nothing moves'; copy_last_gain in the log), so it has not "
+            "learnt the motion and its surprise scores will mostly measure how far things move. Features can look "
+            "healthy meanwhile. Try another --train.seed or a lower --optim.lr")
 
 
 def build_monitor(cfg: Config, x, y: torch.Tensor | None) -> tuple[Monitor, Any]:
@@ -364,7 +365,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
                     if "knn_top1" in panel:
                         msg += f", online kNN {100 * panel['knn_top1']:.1f}%"
                     if gain is not None:
-                        msg += f", prediction {100 * gain:.0f}% better than copy-last"
+                        msg += f", copy_last_gain {gain:.2f}"
                     say = bar.write if tc.progress and ddp.main else log
                     say(msg)
                     warns = []
