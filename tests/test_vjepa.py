@@ -142,14 +142,22 @@ def test_delta_prediction_starts_from_the_last_seen_slice(mask):
 
 @pytest.mark.parametrize("name", ["vjepa", "vpixel"])
 def test_copy_last_gain_separates_a_stalled_predictor_from_a_perfect_one(name, monkeypatch):
-    """copy_last_gain is 0 for a predictor that copies the last context slice forward (delta with the head
-    zeroed), 1 for one that predicts the targets exactly."""
+    """copy_last_gain is 0 for a predictor that predicts "nothing moves" (pixels: delta with the head zeroed; latent:
+    the copy guess itself, which is exact on a clip that does not move), 1 for one that predicts the targets."""
     x = normalize(torch.from_numpy(train_videos(4, T=8, size=16, channels=1)))
     m = tiny(name, "--video.mask=future", "--video.delta=true").eval()
     torch.nn.init.zeros_(m.predictor.head.weight)
     torch.nn.init.zeros_(m.predictor.head.bias)
-    assert abs(m.copy_last_gain(x, 4)) < 1e-5
     real = m.predict
+    if name == "vpixel":
+        assert abs(m.copy_last_gain(x, 4)) < 1e-5
+    else:  # the latent guess is the target of the clip frozen at frame 4: exact when nothing moves after it
+        frozen = torch.cat([x[:, :, :4], x[:, :, 3:4].expand(-1, -1, 4, -1, -1)], 2)
+        ctx_idx, tgt_idx = m.future_masks(frozen, 4)
+        assert torch.allclose(m.copy_guess(frozen, ctx_idx, tgt_idx), real(frozen, ctx_idx, tgt_idx)[1], atol=1e-6)
+        assert not torch.allclose(m.copy_guess(x, ctx_idx, tgt_idx), real(x, ctx_idx, tgt_idx)[1], atol=1e-3)
+        monkeypatch.setattr(m, "predict", lambda x, c, t: (m.copy_guess(x, c, t),) + real(x, c, t)[1:])
+        assert abs(m.copy_last_gain(x, 4)) < 1e-6
     monkeypatch.setattr(m, "predict", lambda x, c, t: (real(x, c, t)[1],) + real(x, c, t)[1:])
     assert m.copy_last_gain(x, 4) == pytest.approx(1.0)
     # measured in the training objective: small errors everywhere (cheap in MSE, dear in L1) still beat copying

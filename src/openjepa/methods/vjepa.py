@@ -191,9 +191,17 @@ class VJEPA(_VideoMethod):
 
     @torch.no_grad()
     def copy_guess(self, x: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
-        """"Nothing moves" in latent space: each target token replaced by the target encoder's token at the same
-        position in its base slice (the last context slice for future masks), (B, M, Kt, D)."""
-        return self._targets(x, tgt_idx, self._base_index(tgt_idx, ctx_idx))[1]
+        """"Nothing moves" in latent space, (B, M, Kt, D). Future masks: the target tokens of the clip frozen at its
+        last context frame (that frame repeated over the predicted frames), so the guess carries each slice's own
+        time position code and a predictor can only beat it by predicting motion. (Copying the last context
+        slice's tokens instead is beaten by merely learning the time code: a 160-step model that had learnt no
+        motion scored .82 against it.) Next masks: the target token at the same position of the previous slice."""
+        if self.causal:
+            return self._targets(x, tgt_idx, self._base_index(tgt_idx, ctx_idx))[1]
+        t = self.cfg.video.tubelet
+        last = ctx_idx.shape[1] // (self.grid[1] * self.grid[2]) * t  # frames given (whole context slices)
+        frozen = torch.cat([x[:, :, :last], x[:, :, last - 1:last].expand(-1, -1, x.shape[2] - last, -1, -1)], 2)
+        return self._targets(frozen, tgt_idx)
 
     def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         pred, tgt, z = self.predict(batch["x"], batch["ctx_idx"], batch["tgt_idx"])
