@@ -400,4 +400,5 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
             "versions": meta["versions"], "created": meta["created"], "configs": configs,
             "n_quadruplets_per_property": budget["n_quads"], "members": budget["members"],
             "score": "surprise_mean (mean window error; jepa and pixel: the mean over their members)",
-            "score_seconds": score_seconds, "rows": rows, "jepa_vs_pixel": compare([{"rows": rows}]), "probe_rows": probes, "figures": figures}
+            "score_seconds": score_seconds, "rows": rows, "jepa_vs_pixel": compare([{"rows": rows}]),
+            "probe_rows": probes, "figures": figures}

@@ -124,7 +124,7 @@ class _VideoMethod(nn.Module):
     @torch.no_grad()
     def copy_last_gain(self, x: torch.Tensor, context_frames: int) -> float:
         """How much better the future prediction is than "nothing moves", in the training objective: 1 -
-        loss(prediction) / loss(`copy_guess`: the last context slice copied forward, in latent tokens or pixels),
+        loss(prediction) / loss(`copy_guess`: "nothing moves" after the context, in latent tokens or pixels),
         over the predicted tokens of normalised clips x (B, C, T, H, W). Near 0 (or below): the predictor has
         stalled at copying the last frame; a model that learnt the motion scores well above it. (Measured in the
         objective, not in the surprise's L1: an MSE-trained pixel predictor spreads small errors over the static

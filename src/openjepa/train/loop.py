@@ -78,7 +78,6 @@ class Monitor:
             row["knn_top1"] = knn_top1(zb, self.bank_y, z, self.y, k=20)
         return row
 
-
     def copy_last_gain(self, method: torch.nn.Module, device: torch.device, precision: str) -> float | None:
         """Video world models: how much better than "nothing moves" the future prediction is on the held-out
         clips (their first video.frames frames, the first video.context_frames given); None for other data."""
@@ -406,7 +405,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
         save(step, ckpt_dir / "best.pt")
     barrier(ddp.world)
     return {"run_dir": str(run_dir), "steps": step, "finished": finished, "final_loss": last_loss,
-            "collapse_warned": collapse_warned, "stall_warned": stall_warned, "stopped_by": stopped_by, "rollbacks": rollbacks}
+            "collapse_warned": collapse_warned, "stall_warned": stall_warned, "stopped_by": stopped_by,
+            "rollbacks": rollbacks}
 
 
 # may change between a run and its resume
