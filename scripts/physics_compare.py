@@ -21,7 +21,10 @@ def main() -> None:
     ap.add_argument("--a", default="jepa")
     ap.add_argument("--b", default="pixel")
     args = ap.parse_args()
-    table = compare([json.loads(p.read_text()) for p in args.results], args.a, args.b)
+    try:
+        table = compare([json.loads(p.read_text()) for p in args.results], args.a, args.b)
+    except ValueError as e:
+        raise SystemExit(f"physics_compare: {e}")
     print(f"{'property':<12}{args.a:>8}{args.b:>8}{'diff':>8}   95% interval   quadruplets x results")
     for prop, r in table.items():
         lo, hi = r["ci95"]
