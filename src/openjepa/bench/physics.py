@@ -261,10 +261,10 @@ def ridge_r2(z: torch.Tensor, y: torch.Tensor, n_train: int) -> float:
     return r2(z[n_train:] @ w, y[n_train:])
 
 
-def probe_rows(models: dict[str, Any], cfg, n_videos: int) -> list[dict[str, Any]]:
-    """R^2 of position and velocity probes per feature kind; the first 80% of the videos fit, the rest score;
-    only slices whose ball centre is inside the frame count."""
-    x, states = probe_data(n_videos, cfg)
+def probe_rows(models: dict[str, Any], cfg, x: torch.Tensor, states: np.ndarray) -> list[dict[str, Any]]:
+    """R^2 of position and velocity probes per feature kind on `probe_data` videos x and their states; the first
+    80% of the videos fit, the rest score; only slices whose ball centre is inside the frame count."""
+    n_videos = x.shape[0]
     n_train = int(0.8 * n_videos)
     inside = torch.from_numpy((states[..., 0] > 0) & (states[..., 0] < 1) & (states[..., 1] < 1))  # (n, S)
     y = torch.from_numpy(states)[inside]  # (rows, 4), video-major: training videos' rows first
@@ -349,7 +349,10 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
         torch.manual_seed(1000 + k)
         untrained.append(METHODS["vjepa"](jcfg).eval())
 
-    gain_x = normalize(probe_data(GAIN_VIDEOS, jcfg)[0])  # possible videos with test hues, first video.frames frames
+    # possible videos with test hues (first video.frames frames): the first GAIN_VIDEOS measure copy_last_gain, the
+    # first probe_videos the linear probes
+    probe_x, probe_states = probe_data(max(budget["probe_videos"], GAIN_VIDEOS), jcfg)
+    gain_x = normalize(probe_x[:GAIN_VIDEOS])
     gains = {name: [round(m.eval().copy_last_gain(gain_x, jcfg.video.context_frames), 4) for m in ms]
              for name, ms in members.items()}
     quads = test_quadruplets(budget["n_quads"], T=jcfg.video.physics_frames, size=jcfg.data.img_size,
@@ -394,8 +397,9 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
         figures.append(str(path))
 
     print("== bench physics: linear probes of ball position / velocity")
+    n = budget["probe_videos"]
     probes = probe_rows({"jepa": members["jepa"][0], "pixel": members["pixel"][0], "untrained": untrained[0]}, jcfg,
-                        budget["probe_videos"])
+                        probe_x[:n], probe_states[:n])
     return {"suite": "physics", "quick": quick, "git_sha": meta["git_sha"], "machine": meta["machine"],
             "versions": meta["versions"], "created": meta["created"], "configs": configs,
             "n_quadruplets_per_property": budget["n_quads"], "members": budget["members"],
