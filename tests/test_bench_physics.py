@@ -58,6 +58,7 @@ def test_suite_rows(tmp_path, monkeypatch, capsys):
             assert r["reused_checkpoint"] == [False, False]
             assert r["train_seconds"] == pytest.approx(sum(r["train_seconds_per_member"]))
             assert len(r["copy_last_gain_per_member"]) == 2
+            assert [len(s) for s in r["per_member_quad_scores"]] == [TINY["n_quads"]] * 2
 
     # --reuse scores the finished runs again without retraining (same checkpoints, same figures, same seconds)
     capsys.readouterr()
@@ -164,3 +165,31 @@ def test_compare_pairs_quadruplets_across_results():
     assert same["difference"] == 0 and same["ci95"] == [0, 0]
     with pytest.raises(ValueError, match="quad_scores"):
         bp.compare([{"rows": [{"model": "jepa", "property": "gravity"}]}])
+
+
+def test_mean_table_is_the_ensemble_table():
+    """The bench scores members once and averages their tables; that must equal scoring the Ensemble itself."""
+    from openjepa.config import load_config
+    from openjepa.data.physics import make_quadruplet
+    from openjepa.eval.surprise import Ensemble
+    from openjepa.methods import METHODS
+    from openjepa.train.run import find_preset
+
+    cfg = load_config(find_preset("vjepa_physics_cpu"), TINY["overrides"])
+    members = []
+    for k in range(2):
+        torch.manual_seed(k)
+        members.append(METHODS["vjepa"](cfg).eval())
+    quads = [make_quadruplet("gravity", TEST_SEED, size=16, channels=1)]
+    want = bp.surprise_table(Ensemble(members), quads, "cpu")
+    got = bp.mean_table([bp.surprise_table(m, quads, "cpu") for m in members])
+    for w, g in zip(want[0], got[0]):
+        assert g["surprise_mean"] == pytest.approx(w["surprise_mean"], rel=1e-5)
+        assert g["surprise_max"] == pytest.approx(w["surprise_max"], rel=1e-5)
+        assert g["windows"] == pytest.approx(w["windows"], rel=1e-5)
+        assert [v is None for v in g["per_frame"]] == [v is None for v in w["per_frame"]]  # the context frames
+        assert [v for v in g["per_frame"] if v is not None] == pytest.approx(
+            [v for v in w["per_frame"] if v is not None], rel=1e-5)
+    # and not merely the first member's table
+    solo = bp.surprise_table(members[0], quads, "cpu")
+    assert solo[0][0]["surprise_mean"] != pytest.approx(got[0][0]["surprise_mean"], rel=1e-5)

@@ -5,10 +5,11 @@ Models (rows' `model`): `jepa` (vjepa_physics_cpu: V-JEPA, surprise in latent sp
 (the jepa architecture at `N_UNTRAINED` random initialisations, figures averaged; each init in `per_init`) and
 `copy_last` (no learning: every predicted frame is the last context frame; scored the same way).
 `jepa` and `pixel` are each an ensemble of `members` independently trained models (train.seed, train.seed + 1,
-...; eval.surprise.Ensemble: each window's error is the mean of the members' errors); `train_seconds` is the
-members' total, `per_member` each member's relative accuracy alone. Single models of the same recipe differ from
-seed to seed in which scenes they extrapolate badly (a property at .78 for one seed and 1.00 for the next), a
-spread as large as the jepa-pixel gap; on validation quadruplets two-member ensembles removed it (README).
+...; eval.surprise.Ensemble: each window's error is the mean of the members' errors; the bench scores each member
+once and averages their tables, `mean_table`); `train_seconds` is the members' total, `per_member` each member's
+relative accuracy alone and `per_member_quad_scores` its quadruplet scores. Single models of the same recipe
+differ from seed to seed in which scenes they extrapolate badly (a property at .78 for one seed and 1.00 for the
+next), a spread as large as the jepa-pixel gap; on validation quadruplets two-member ensembles removed it (README).
 Both trained models see only physically possible training videos (seeds below physics.TEST_SEED, training
 ball hues); the test set is `n_quads` matched quadruplets per property (physics.test_quadruplets: test seeds,
 test hues), each two possible videos and their two splices.
@@ -151,8 +152,30 @@ def excess_peak_offsets(rows: list[list[dict[str, Any]]], quads) -> list[int]:
     return out
 
 
+def mean_table(tables: list[list[list[dict[str, Any]]]]) -> list[list[dict[str, Any]]]:
+    """surprise_table results of an ensemble's members -> the ensemble's table without scoring it again: each
+    window's error is the mean of the members' (what Ensemble.future_error computes), and per-frame surprise,
+    being an average of window slices, is the mean of the members' per_frame; surprise_mean / max are recomputed
+    from the averaged windows."""
+    out = []
+    for rows in zip(*tables):
+        quad = []
+        for vids in zip(*rows):
+            win = np.mean([v["windows"] for v in vids], 0)
+            pf = [None if None in f else float(np.mean(f)) for f in zip(*(v["per_frame"] for v in vids))]
+            quad.append({"surprise_mean": float(win.mean()), "surprise_max": float(win.max()), "per_frame": pf,
+                         "windows": [float(w) for w in win], "window_starts": vids[0]["window_starts"]})
+        out.append(quad)
+    return out
+
+
 def evaluate_model(method, quads, device: str) -> tuple[dict[str, dict[str, float]], list]:
     table = surprise_table(method, quads, device)
+    return evaluate_table(table, quads), table
+
+
+def evaluate_table(table, quads) -> dict[str, dict[str, Any]]:
+    """Per property scores of a surprise_table (one row of four video results per quadruplet)."""
     res = {}
     for prop in PROPERTIES:
         sel = [(q, r) for q, r in zip(quads, table) if q.prop == prop]
@@ -169,7 +192,7 @@ def evaluate_model(method, quads, device: str) -> tuple[dict[str, dict[str, floa
                      "excess_peak_within_3": float((np.abs(off) <= 3).mean()),
                      "failures": [q.seed for (q, _), o in zip(sel, outcome) if o < 1],
                      "quad_scores": [list(m) for m in means]}  # unrounded: rounding would break ties
-    return res, table
+    return res
 
 
 def compare(results: list[dict[str, Any]], a: str = "jepa", b: str = "pixel", n_boot: int = 2000,
@@ -358,13 +381,15 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
     quads = test_quadruplets(budget["n_quads"], T=jcfg.video.physics_frames, size=jcfg.data.img_size,
                              channels=jcfg.data.channels)
     print(f"== bench physics: scoring {len(quads)} quadruplets ({budget['n_quads']} per property): jepa and pixel "
-          f"(each {budget['members']} members, together and alone), {N_UNTRAINED} untrained, copy_last")
+          f"(each {budget['members']} members alone, the ensemble as their mean), {N_UNTRAINED} untrained, copy_last")
     t0 = time.time()
     results, tables = {}, {}
     per_member = {}
-    for name, m in models.items():
-        results[name], tables[name] = evaluate_model(m, quads, "cpu")
-        per_member[name] = [evaluate_model(one, quads, "cpu")[0] for one in members[name]]
+    for name in models:  # each member scored once; the ensemble's table is the members' mean (mean_table)
+        member_tables = [surprise_table(one, quads, "cpu") for one in members[name]]
+        per_member[name] = [evaluate_table(t, quads) for t in member_tables]
+        tables[name] = mean_table(member_tables)
+        results[name] = evaluate_table(tables[name], quads)
     per_init = [evaluate_model(m, quads, "cpu")[0] for m in untrained]
     results["copy_last"] = evaluate_model(CopyLast(jcfg), quads, "cpu")[0]
     score_seconds = round(time.time() - t0, 1)
@@ -374,6 +399,7 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
             secs = train_seconds[name]
             rows.append({"model": name, "property": prop, **results[name][prop],
                          "per_member": [r[prop]["relative_accuracy"] for r in per_member[name]],
+                         "per_member_quad_scores": [r[prop]["quad_scores"] for r in per_member[name]],
                          "train_seconds": None if None in secs else round(sum(secs), 1),
                          "train_seconds_per_member": secs, "copy_last_gain_per_member": gains[name],
                          "checkpoints": [str(c) for c in ckpts[name]], "reused_checkpoint": reused[name]})
