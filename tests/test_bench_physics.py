@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -193,3 +194,27 @@ def test_mean_table_is_the_ensemble_table():
     # and not merely the first member's table
     solo = bp.surprise_table(members[0], quads, "cpu")
     assert solo[0][0]["surprise_mean"] != pytest.approx(got[0][0]["surprise_mean"], rel=1e-5)
+
+
+def test_merge_results_is_the_larger_ensemble():
+    """Merged quad_scores are the member-weighted mean of the files' (an ensemble's surprise_mean is its members'
+    mean), so two files that each get a quadruplet wrong by a little can together get it right."""
+    def res(members, a, b):
+        return {"members": members, "rows": [{"model": "jepa", "property": "gravity", "quad_scores": a},
+                                             {"model": "pixel", "property": "gravity", "quad_scores": b}]}
+    one = res(2, [[1, 1, 3, 3], [1, 1, 0.9, 0.9]], [[1, 1, 0.9, 0.9], [1, 1, 2, 2]])
+    two = res(2, [[1, 1, 0.9, 0.9], [1, 1, 3, 3], [5, 5, 5, 5]], [[1, 1, 0.9, 0.9], [1, 1, 2, 2], [1, 1, 1, 1]])
+    m = bp.merge_results([one, two])
+    assert m["members"] == 4
+    jepa = next(r for r in m["rows"] if r["model"] == "jepa")
+    assert np.allclose(jepa["quad_scores"], [[1, 1, 1.95, 1.95], [1, 1, 1.95, 1.95]])  # the 2 shared quads
+    assert jepa["relative_accuracy"] == 1.0  # each file alone: 0.5 on these two
+    pixel = next(r for r in m["rows"] if r["model"] == "pixel")
+    assert pixel["relative_accuracy"] == 0.5
+    # weights follow the member counts: a 1-member file counts half as much as a 2-member one
+    w = bp.merge_results([res(1, [[0, 0, 3, 3]], [[1, 1, 1, 1]]), res(2, [[3, 3, 0, 0]], [[1, 1, 1, 1]])])
+    assert np.allclose(next(r for r in w["rows"] if r["model"] == "jepa")["quad_scores"], [[2, 2, 1, 1]])
+    c = bp.compare([m])["gravity"]
+    assert c["difference"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="quad_scores"):
+        bp.merge_results([one, {"members": 2, "rows": [{"model": "jepa", "property": "gravity"}]}])

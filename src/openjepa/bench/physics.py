@@ -195,6 +195,29 @@ def evaluate_table(table, quads) -> dict[str, dict[str, Any]]:
     return res
 
 
+def merge_results(results: list[dict[str, Any]], models: tuple[str, ...] = ("jepa", "pixel")) -> dict[str, Any]:
+    """Several bench physics results (independently trained ensembles of each model) -> one result whose `models`
+    are the ensembles of all their members: a video's surprise_mean under an ensemble is the mean of its members'
+    (each window's error is), so the merged quad_scores are the files' quad_scores averaged with each file's
+    `members` as weight, on the quadruplets they share (the first n test seeds). Only relative accuracy and
+    quad_scores are recomputed (the merged ensemble's training cost is the files' sum, over the bench budget)."""
+    rows = []
+    for prop in PROPERTIES:
+        for model in models:
+            got = [(res.get("members", 1), r) for res in results for r in res["rows"]
+                   if r["model"] == model and r["property"] == prop]
+            if not got:
+                continue
+            if len(got) != len(results) or any("quad_scores" not in r for _, r in got):
+                raise ValueError(f"every result needs {model} {prop} rows with quad_scores to be merged")
+            n = min(len(r["quad_scores"]) for _, r in got)
+            w = np.array([m for m, _ in got], dtype=np.float64)
+            qs = np.tensordot(w / w.sum(), np.stack([np.asarray(r["quad_scores"][:n], np.float64) for _, r in got]), 1)
+            rows.append({"model": model, "property": prop, "members": int(w.sum()),
+                         "relative_accuracy": float(quad_outcomes(qs).mean()), "quad_scores": qs.tolist()})
+    return {"rows": rows, "members": int(sum(res.get("members", 1) for res in results))}
+
+
 def compare(results: list[dict[str, Any]], a: str = "jepa", b: str = "pixel", n_boot: int = 2000,
             seed: int = 0) -> dict[str, dict[str, float]]:
     """Model a against model b per property, paired by quadruplet, from one or more bench physics results (e.g.
