@@ -55,6 +55,16 @@ def test_occlusion_share_of_training_videos():
     assert len(OCCLUSION_KINDS) == 5
 
 
+def test_training_ball_scale_shrinks_only_the_balls():
+    def footprint(x):  # (n, C, T, H, W) -> pixels that differ from each video's per-pixel median over time
+        return int((np.abs(x.astype(int) - np.median(x, 2, keepdims=True)) > 8).any(1).sum())
+    base = train_videos(12, T=16, seed=5, occlusion=0.5)
+    assert np.array_equal(train_videos(12, T=16, seed=5, occlusion=0.5, ball_scale=1.0), base)
+    small = train_videos(12, T=16, seed=5, occlusion=0.5, ball_scale=0.7)
+    assert footprint(small) < 0.85 * footprint(base)
+    assert np.array_equal(small[:, :, 0, -1], base[:, :, 0, -1])  # same scenes: the floor row of frame 0
+
+
 def test_training_seeds_must_stay_below_test_seeds():
     with pytest.raises(ValueError, match="below"):
         train_videos(2, seed=TEST_SEED - 1)
@@ -73,6 +83,23 @@ def test_quadruplet_frames_all_occur_in_possible_videos(prop):
         assert q.splice <= q.violation < A.shape[0]
         q2 = make_quadruplet(prop, seed, T=32, size=32, channels=3)
         assert all(np.array_equal(x, y) for x, y in zip(q.impossible + q.possible, q2.impossible + q2.possible))
+
+
+@pytest.mark.parametrize("prop", PROPERTIES)
+def test_quadruplet_ball_scale_keeps_the_scene_and_the_matching(prop):
+    def moving(v):  # pixels that differ from the video's per-pixel median: the ball's footprint over time
+        return int((np.abs(v.astype(int) - np.median(v, 0, keepdims=True)) > 8).any(-1).sum())
+    same = 0
+    for seed in range(TEST_SEED, TEST_SEED + 4):
+        q, big = make_quadruplet(prop, seed), make_quadruplet(prop, seed, ball_scale=1.3)
+        A, Ab = q.possible[0], big.possible[0]
+        if np.array_equal(A[0, -1], Ab[0, -1]):  # same scene (a draw the bigger ball makes unusable is redrawn)
+            same += 1
+            assert moving(Ab) > 1.3 * moving(A)
+        for imp in big.impossible:  # still a matched quadruplet
+            for t in range(imp.shape[0]):
+                assert np.array_equal(imp[t], big.possible[0][t]) or np.array_equal(imp[t], big.possible[1][t])
+    assert same >= 2
 
 
 def test_quadruplet_grey_and_64():

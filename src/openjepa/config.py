@@ -270,6 +270,7 @@ class VideoConfig:
     # share of the training videos built around an occlusion (data/physics.py occlusion_video: balls rolling or
     # thrown behind occluders, bouncing off hidden wall feet, empty scenes); the rest are physics.train_video's mix
     physics_occlusion: float = 0.0
+    physics_ball_scale: float = 1.0  # multiplies the training balls' radii (test quadruplets keep theirs)
 
     def __post_init__(self) -> None:
         _check(self.tubelet >= 1, "video.tubelet", f"must be >= 1, got {self.tubelet}")
@@ -289,6 +290,8 @@ class VideoConfig:
         _check(self.physics_seed >= 0, "video.physics_seed", f"must be >= 0, got {self.physics_seed}")
         _check(0.0 <= self.physics_occlusion <= 1.0, "video.physics_occlusion",
                f"must lie in [0, 1], got {self.physics_occlusion}")
+        _check(0.0 < self.physics_ball_scale <= 3.0, "video.physics_ball_scale",
+               f"must lie in (0, 3], got {self.physics_ball_scale}")
 
 
 WORLD_PREDICTORS = ("gru", "transformer")

@@ -167,16 +167,17 @@ def simulate(scene: Scene, state: np.ndarray, T: int, g: float, restitution: flo
 
 
 # ---------------------------------------------------------------------------------------- training videos
-def train_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, split: str = "train"
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def train_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, split: str = "train",
+                ball_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One physically possible video -> (frames uint8 (T, size, size, channels), pos (T, nb, 2),
     vel (T, nb, 2)) (state per frame, world units). Kind drawn from the seed: throw, fall, roll, collide;
-    0-2 occluders, sometimes an inner wall, sometimes open sides (balls leave the frame)."""
+    0-2 occluders, sometimes an inner wall, sometimes open sides (balls leave the frame). `ball_scale`
+    multiplies the drawn ball radii (every other draw unchanged)."""
     rng = np.random.default_rng(seed)
     bg, grad, floor_y, floor_col = _scene_base(rng)
     kind = rng.choice(["throw", "fall", "roll", "collide"], p=[0.35, 0.2, 0.25, 0.2])
     nb = 2 if kind == "collide" else 1
-    r = rng.uniform(0.045, 0.075, nb)
+    r = rng.uniform(0.045, 0.075, nb) * ball_scale
     occ_cols = [_occ_colour(rng, bg) for _ in range(2)]
     cols = []
     for _ in range(nb):
@@ -228,8 +229,8 @@ def _mirror(scene: Scene, *tracks: np.ndarray) -> tuple[np.ndarray, ...]:
 OCCLUSION_KINDS = ("cross", "cross2", "arc", "wall", "empty")
 
 
-def occlusion_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, split: str = "train"
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def occlusion_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, split: str = "train",
+                    ball_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One physically possible video built around an occlusion, the situations the test quadruplets probe
     (same return as `train_video`; random stream independent of train_video's for the same seed). Kinds:
     cross (a ball rolls behind one occluder and out), cross2 (behind two, seen in the gap), arc (a ball thrown
@@ -239,7 +240,7 @@ def occlusion_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, s
     rng = np.random.default_rng([seed, 7])
     bg, grad, floor_y, floor_col = _scene_base(rng)
     occ_cols = [_occ_colour(rng, bg) for _ in range(2)]
-    r = float(rng.uniform(0.04, 0.075))
+    r = float(rng.uniform(0.04, 0.075)) * ball_scale
     scene = Scene(bg, grad, floor_y, floor_col, np.array([r]), _colour(rng, split, [bg, *occ_cols])[None])
     kind = OCCLUSION_KINDS[rng.choice(len(OCCLUSION_KINDS), p=[0.3, 0.2, 0.2, 0.2, 0.1])]
     ground = floor_y + r
@@ -286,9 +287,10 @@ def occlusion_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, s
 
 
 def train_videos(n: int, T: int = 32, size: int = 32, channels: int = 3, seed: int = 0,
-                 occlusion: float = 0.0) -> np.ndarray:
+                 occlusion: float = 0.0, ball_scale: float = 1.0) -> np.ndarray:
     """n training videos, seeds seed..seed+n-1 (all below TEST_SEED): uint8 (n, channels, T, size, size). A share
-    `occlusion` of them (drawn per seed) are `occlusion_video`s, the rest `train_video`s."""
+    `occlusion` of them (drawn per seed) are `occlusion_video`s, the rest `train_video`s; `ball_scale` multiplies
+    every ball radius."""
     if seed + n > TEST_SEED:
         raise ValueError(f"training seeds must stay below {TEST_SEED}")
     if not 0.0 <= occlusion <= 1.0:
@@ -297,7 +299,7 @@ def train_videos(n: int, T: int = 32, size: int = 32, channels: int = 3, seed: i
     for i in range(n):
         occ = occlusion > 0 and np.random.default_rng([seed + i, 8]).random() < occlusion
         make = occlusion_video if occ else train_video
-        out[i] = make(seed + i, T, size, channels)[0].transpose(3, 0, 1, 2)
+        out[i] = make(seed + i, T, size, channels, ball_scale=ball_scale)[0].transpose(3, 0, 1, 2)
     return out
 
 
@@ -331,10 +333,13 @@ def _quad_scene(rng: np.random.Generator, r: float) -> tuple[Scene, list[np.ndar
     return Scene(bg, grad, floor_y, floor_col, np.array([r]), col[None]), occ_cols
 
 
-def _try_quadruplet(prop: str, rng: np.random.Generator, T: int, size: int, channels: int):
+def _try_quadruplet(prop: str, rng: np.random.Generator, T: int, size: int, channels: int, ball_scale: float = 1.0):
     """One attempt; returns (A, B, lo, hi) with trajectories rendered, or None if the draw is unusable."""
     r = float(rng.uniform(0.045, 0.065))
     scene, occ_cols = _quad_scene(rng, r)
+    if ball_scale != 1.0:  # after the draws above, so every other draw of the scene stays the same
+        r *= ball_scale
+        scene.ball_r = np.array([r])
     ground = scene.floor_y + r
     one = np.ones((T, 1), bool)
     none = np.zeros((T, 1), bool)
@@ -401,14 +406,17 @@ def _try_quadruplet(prop: str, rng: np.random.Generator, T: int, size: int, chan
     return A, B, run
 
 
-def make_quadruplet(prop: str, seed: int, T: int = 32, size: int = 32, channels: int = 3) -> Quadruplet:
+def make_quadruplet(prop: str, seed: int, T: int = 32, size: int = 32, channels: int = 3,
+                    ball_scale: float = 1.0) -> Quadruplet:
     """The matched quadruplet of `prop` for `seed` (use seeds >= TEST_SEED for test sets). Draws are retried
-    (deterministically) until A and B share at least one identical frame; the splice is the middle one."""
+    (deterministically) until A and B share at least one identical frame; the splice is the middle one.
+    `ball_scale` (a what-if for diagnosis, not used by the benchmark): the same scene with the ball's radius
+    multiplied (trajectories follow the new radius: floor contact, wall face)."""
     if prop not in PROPERTIES:
         raise ValueError(f"unknown property {prop!r}; choose from {PROPERTIES}")
     rng = np.random.default_rng([seed, PROPERTIES.index(prop)])
     for _ in range(100):
-        got = _try_quadruplet(prop, rng, T, size, channels)
+        got = _try_quadruplet(prop, rng, T, size, channels, ball_scale)
         if got is None:
             continue
         A, B, run = got
