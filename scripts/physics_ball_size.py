@@ -32,17 +32,15 @@ def main() -> None:
     scales = [float(k) for k in args.scales.split(",")]
     models = {name: Ensemble([load_method(c)[0] for c in ckpts])
               for name, ckpts in (("jepa", args.jepa), ("pixel", args.pixel)) if ckpts}
-    base = [make_quadruplet(args.prop, s) for s in seeds]
+    cfg = models["jepa"].cfg  # the pixel twin shares the frame size and channels
+    geo = {"T": cfg.video.physics_frames, "size": cfg.data.img_size, "channels": cfg.data.channels}
+    base = [make_quadruplet(args.prop, s, **geo) for s in seeds]
     print(f"{args.prop}, seeds {args.seeds}")
     for k in scales:
-        quads = [make_quadruplet(args.prop, s, ball_scale=k) for s in seeds]
+        quads = [make_quadruplet(args.prop, s, ball_scale=k, **geo) for s in seeds]
         changed = ["*" if not np.array_equal(q.possible[0][0, -1], b.possible[0][0, -1]) else "" for q, b in
                    zip(quads, base)]
         for name, m in models.items():
-            cfg = m.cfg
-            if quads[0].possible[0].shape[1:] != (cfg.data.img_size, cfg.data.img_size, cfg.data.channels):
-                quads = [make_quadruplet(args.prop, s, size=cfg.data.img_size, channels=cfg.data.channels,
-                                         ball_scale=k) for s in seeds]
             out = quad_outcomes([[v["surprise_mean"] for v in row] for row in surprise_table(m, quads, "cpu")])
             cells = " ".join(f"{o:g}{c}" for o, c in zip(out, changed))
             print(f"  ball x{k:<4g} {name:<6} {out.mean():.3f}   [{cells}]")

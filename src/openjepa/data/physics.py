@@ -335,11 +335,8 @@ def _quad_scene(rng: np.random.Generator, r: float) -> tuple[Scene, list[np.ndar
 
 def _try_quadruplet(prop: str, rng: np.random.Generator, T: int, size: int, channels: int, ball_scale: float = 1.0):
     """One attempt; returns (A, B, lo, hi) with trajectories rendered, or None if the draw is unusable."""
-    r = float(rng.uniform(0.045, 0.065))
+    r = float(rng.uniform(0.045, 0.065)) * ball_scale  # scaling after the draw leaves every other draw the same
     scene, occ_cols = _quad_scene(rng, r)
-    if ball_scale != 1.0:  # after the draws above, so every other draw of the scene stays the same
-        r *= ball_scale
-        scene.ball_r = np.array([r])
     ground = scene.floor_y + r
     one = np.ones((T, 1), bool)
     none = np.zeros((T, 1), bool)
