@@ -55,6 +55,21 @@ def test_occlusion_share_of_training_videos():
     assert len(OCCLUSION_KINDS) == 5
 
 
+def test_occlusion_kind_weights():
+    # the default weights are the old fixed mix: explicit defaults draw the same videos
+    assert np.array_equal(train_videos(8, T=8, seed=3, occlusion=1.0),
+                          train_videos(8, T=8, seed=3, occlusion=1.0, kinds=(0.3, 0.2, 0.2, 0.2, 0.1)))
+    only_empty = (0, 0, 0, 0, 1)  # OCCLUSION_KINDS[-1] == "empty": no ball, nothing moves
+    for seed in range(6):
+        f = occlusion_video(seed, T=12, kinds=only_empty)[0]
+        assert (f == f[:1]).all()
+    moving = [not (f == f[:1]).all() for f in (occlusion_video(s, T=12, kinds=(1, 1, 1, 1, 0))[0] for s in range(6))]
+    assert all(moving)
+    for bad in ((0, 0, 0, 0, 0), (1, -1, 1, 1, 1), (1, 1)):
+        with pytest.raises(ValueError, match="kind weights"):
+            occlusion_video(0, T=8, kinds=bad)
+
+
 def test_training_ball_scale_shrinks_only_the_balls():
     def footprint(x):  # (n, C, T, H, W) -> pixels that differ from each video's per-pixel median over time
         return int((np.abs(x.astype(int) - np.median(x, 2, keepdims=True)) > 8).any(1).sum())

@@ -30,6 +30,8 @@ def test_video_config_checks():
         build_config({}, ["--data.dataset=physics"])  # ijepa on videos
     with pytest.raises(ConfigError, match="video.physics_occlusion"):
         build_config({}, ["--train.method=vjepa", *TINY, "--video.physics_occlusion=1.2"])
+    with pytest.raises(ConfigError, match="video.physics_kinds"):
+        build_config({}, ["--train.method=vjepa", *TINY, "--video.physics_kinds=[1,0,0,-1,0]"])
 
 
 def test_temporal_crop_is_a_window():

@@ -271,6 +271,9 @@ class VideoConfig:
     # thrown behind occluders, bouncing off hidden wall feet, empty scenes); the rest are physics.train_video's mix
     physics_occlusion: float = 0.0
     physics_ball_scale: float = 1.0  # multiplies the training balls' radii (test quadruplets keep theirs)
+    # relative weights of the occlusion scenes' kinds: cross, cross2, arc, wall (bounce off a wall whose foot is
+    # hidden), empty (physics.OCCLUSION_KINDS)
+    physics_kinds: tuple[float, float, float, float, float] = (0.3, 0.2, 0.2, 0.2, 0.1)
 
     def __post_init__(self) -> None:
         _check(self.tubelet >= 1, "video.tubelet", f"must be >= 1, got {self.tubelet}")
@@ -292,6 +295,8 @@ class VideoConfig:
                f"must lie in [0, 1], got {self.physics_occlusion}")
         _check(0.0 < self.physics_ball_scale <= 3.0, "video.physics_ball_scale",
                f"must lie in (0, 3], got {self.physics_ball_scale}")
+        _check(min(self.physics_kinds) >= 0 and sum(self.physics_kinds) > 0, "video.physics_kinds",
+               f"must be non-negative with a positive sum, got {list(self.physics_kinds)}")
 
 
 WORLD_PREDICTORS = ("gru", "transformer")

@@ -227,22 +227,25 @@ def _mirror(scene: Scene, *tracks: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 OCCLUSION_KINDS = ("cross", "cross2", "arc", "wall", "empty")
+OCCLUSION_WEIGHTS = (0.3, 0.2, 0.2, 0.2, 0.1)  # default share of each kind
 
 
 def occlusion_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, split: str = "train",
-                    ball_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    ball_scale: float = 1.0, kinds: tuple[float, ...] = OCCLUSION_WEIGHTS
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One physically possible video built around an occlusion, the situations the test quadruplets probe
     (same return as `train_video`; random stream independent of train_video's for the same seed). Kinds:
     cross (a ball rolls behind one occluder and out), cross2 (behind two, seen in the gap), arc (a ball thrown
     over the floor arcs or hops behind a tall occluder, bouncing), wall (a ball rolls against a wall whose foot
     an occluder hides and bounces back), empty (occluders, no ball). Either direction; the ball is hidden at a
-    random frame of the video. Ball hues from the split's half sextants, like `train_video`."""
+    random frame of the video. Ball hues from the split's half sextants, like `train_video`. `kinds`: relative
+    weights of OCCLUSION_KINDS (normalised)."""
     rng = np.random.default_rng([seed, 7])
     bg, grad, floor_y, floor_col = _scene_base(rng)
     occ_cols = [_occ_colour(rng, bg) for _ in range(2)]
     r = float(rng.uniform(0.04, 0.075)) * ball_scale
     scene = Scene(bg, grad, floor_y, floor_col, np.array([r]), _colour(rng, split, [bg, *occ_cols])[None])
-    kind = OCCLUSION_KINDS[rng.choice(len(OCCLUSION_KINDS), p=[0.3, 0.2, 0.2, 0.2, 0.1])]
+    kind = OCCLUSION_KINDS[rng.choice(len(OCCLUSION_KINDS), p=_kind_p(kinds))]
     ground = floor_y + r
     g = float(rng.uniform(0.004, 0.009))
     t_hide = float(rng.uniform(4, T - 4))  # when the ball is behind the (first) occluder's centre
@@ -286,11 +289,20 @@ def occlusion_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, s
     return render(scene, pos, present, size, channels), pos, vel
 
 
+def _kind_p(kinds: tuple[float, ...]) -> np.ndarray:
+    w = np.asarray(kinds, dtype=np.float64)
+    if w.shape != (len(OCCLUSION_KINDS),) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"occlusion kind weights must be {len(OCCLUSION_KINDS)} non-negative numbers "
+                         f"({', '.join(OCCLUSION_KINDS)}) with a positive sum, got {list(kinds)}")
+    return w / w.sum()
+
+
 def train_videos(n: int, T: int = 32, size: int = 32, channels: int = 3, seed: int = 0,
-                 occlusion: float = 0.0, ball_scale: float = 1.0) -> np.ndarray:
+                 occlusion: float = 0.0, ball_scale: float = 1.0,
+                 kinds: tuple[float, ...] = OCCLUSION_WEIGHTS) -> np.ndarray:
     """n training videos, seeds seed..seed+n-1 (all below TEST_SEED): uint8 (n, channels, T, size, size). A share
-    `occlusion` of them (drawn per seed) are `occlusion_video`s, the rest `train_video`s; `ball_scale` multiplies
-    every ball radius."""
+    `occlusion` of them (drawn per seed) are `occlusion_video`s (kind weights `kinds`), the rest `train_video`s;
+    `ball_scale` multiplies every ball radius."""
     if seed + n > TEST_SEED:
         raise ValueError(f"training seeds must stay below {TEST_SEED}")
     if not 0.0 <= occlusion <= 1.0:
@@ -298,8 +310,9 @@ def train_videos(n: int, T: int = 32, size: int = 32, channels: int = 3, seed: i
     out = np.empty((n, channels, T, size, size), np.uint8)
     for i in range(n):
         occ = occlusion > 0 and np.random.default_rng([seed + i, 8]).random() < occlusion
+        kw = {"kinds": kinds} if occ else {}
         make = occlusion_video if occ else train_video
-        out[i] = make(seed + i, T, size, channels, ball_scale=ball_scale)[0].transpose(3, 0, 1, 2)
+        out[i] = make(seed + i, T, size, channels, ball_scale=ball_scale, **kw)[0].transpose(3, 0, 1, 2)
     return out
 
 
