@@ -274,6 +274,8 @@ class VideoConfig:
     # relative weights of the occlusion scenes' kinds: cross, cross2, arc, wall (bounce off a wall whose foot is
     # hidden), empty (physics.OCCLUSION_KINDS)
     physics_kinds: tuple[float, float, float, float, float] = (0.3, 0.2, 0.2, 0.2, 0.1)
+    # share of the cross and wall occlusion scenes with swapped occluder heights (physics.occlusion_video `swap`)
+    physics_swap: float = 0.0
 
     def __post_init__(self) -> None:
         _check(self.tubelet >= 1, "video.tubelet", f"must be >= 1, got {self.tubelet}")
@@ -297,6 +299,7 @@ class VideoConfig:
                f"must lie in (0, 3], got {self.physics_ball_scale}")
         _check(min(self.physics_kinds) >= 0 and sum(self.physics_kinds) > 0, "video.physics_kinds",
                f"must be non-negative with a positive sum, got {list(self.physics_kinds)}")
+        _check(0.0 <= self.physics_swap <= 1.0, "video.physics_swap", f"must lie in [0, 1], got {self.physics_swap}")
 
 
 WORLD_PREDICTORS = ("gru", "transformer")

@@ -231,7 +231,7 @@ OCCLUSION_WEIGHTS = (0.3, 0.2, 0.2, 0.2, 0.1)  # default share of each kind
 
 
 def occlusion_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, split: str = "train",
-                    ball_scale: float = 1.0, kinds: tuple[float, ...] = OCCLUSION_WEIGHTS
+                    ball_scale: float = 1.0, kinds: tuple[float, ...] = OCCLUSION_WEIGHTS, swap: float = 0.0
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One physically possible video built around an occlusion, the situations the test quadruplets probe
     (same return as `train_video`; random stream independent of train_video's for the same seed). Kinds:
@@ -239,7 +239,10 @@ def occlusion_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, s
     over the floor arcs or hops behind a tall occluder, bouncing), wall (a ball rolls against a wall whose foot
     an occluder hides and bounces back), empty (occluders, no ball). Either direction; the ball is hidden at a
     random frame of the video. Ball hues from the split's half sextants, like `train_video`. `kinds`: relative
-    weights of OCCLUSION_KINDS (normalised)."""
+    weights of OCCLUSION_KINDS (normalised). `swap`: the share of cross and wall scenes whose occluder heights are
+    swapped (cross: a low occluder the ball rolls behind and on; wall: a tall foot occluder below a full-height
+    wall), so that the occluder's height no longer tells whether the ball comes back: only the wall does (no
+    extra draws when 0: the default videos are unchanged)."""
     rng = np.random.default_rng([seed, 7])
     bg, grad, floor_y, floor_col = _scene_base(rng)
     occ_cols = [_occ_colour(rng, bg) for _ in range(2)]
@@ -253,9 +256,11 @@ def occlusion_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, s
     xc = float(rng.uniform(0.3, 0.7))
     present = np.ones((T, 1), bool)
     side_walls = bool(rng.random() < 0.3)
+    swapped = swap > 0 and rng.random() < swap
     if kind in ("cross", "empty"):
         w = float(rng.uniform(0.2, 0.38))
-        scene.occluders.append((xc - w / 2, xc + w / 2, floor_y, float(rng.uniform(0.4, 1.0)), occ_cols[0]))
+        top = floor_y + float(rng.uniform(0.15, 0.35)) if swapped else float(rng.uniform(0.4, 1.0))
+        scene.occluders.append((xc - w / 2, xc + w / 2, floor_y, top, occ_cols[0]))
         state = [xc - v * t_hide, ground, v, 0.0]
         present[:] = kind == "cross"
     elif kind == "cross2":
@@ -276,9 +281,10 @@ def occlusion_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, s
     else:  # wall
         hw = float(rng.uniform(0.015, 0.03))
         w = float(rng.uniform(0.26, 0.4))
-        scene.walls.append((xc, hw, float(rng.uniform(0.5, 1.0)), occ_cols[1]))
-        scene.occluders.append((xc - w / 2, xc + w / 2, floor_y, floor_y + float(rng.uniform(0.15, 0.35)),
-                                occ_cols[0]))
+        wall_top = 1.0 if swapped else float(rng.uniform(0.5, 1.0))
+        scene.walls.append((xc, hw, wall_top, occ_cols[1]))
+        top = float(rng.uniform(0.45, 0.85)) if swapped else floor_y + float(rng.uniform(0.15, 0.35))
+        scene.occluders.append((xc - w / 2, xc + w / 2, floor_y, top, occ_cols[0]))
         state = [xc - hw - r - v * t_hide, ground, v, 0.0]
     if kind != "arc":
         pos = simulate(scene, np.array([state]), T + 1, g, side_walls=side_walls)
@@ -299,9 +305,10 @@ def _kind_p(kinds: tuple[float, ...]) -> np.ndarray:
 
 def train_videos(n: int, T: int = 32, size: int = 32, channels: int = 3, seed: int = 0,
                  occlusion: float = 0.0, ball_scale: float = 1.0,
-                 kinds: tuple[float, ...] = OCCLUSION_WEIGHTS) -> np.ndarray:
+                 kinds: tuple[float, ...] = OCCLUSION_WEIGHTS, swap: float = 0.0) -> np.ndarray:
     """n training videos, seeds seed..seed+n-1 (all below TEST_SEED): uint8 (n, channels, T, size, size). A share
-    `occlusion` of them (drawn per seed) are `occlusion_video`s (kind weights `kinds`), the rest `train_video`s;
+    `occlusion` of them (drawn per seed) are `occlusion_video`s (kind weights `kinds`, occluder-height swap share
+    `swap`), the rest `train_video`s;
     `ball_scale` multiplies every ball radius."""
     if seed + n > TEST_SEED:
         raise ValueError(f"training seeds must stay below {TEST_SEED}")
@@ -310,7 +317,7 @@ def train_videos(n: int, T: int = 32, size: int = 32, channels: int = 3, seed: i
     out = np.empty((n, channels, T, size, size), np.uint8)
     for i in range(n):
         occ = occlusion > 0 and np.random.default_rng([seed + i, 8]).random() < occlusion
-        kw = {"kinds": kinds} if occ else {}
+        kw = {"kinds": kinds, "swap": swap} if occ else {}
         make = occlusion_video if occ else train_video
         out[i] = make(seed + i, T, size, channels, ball_scale=ball_scale, **kw)[0].transpose(3, 0, 1, 2)
     return out
