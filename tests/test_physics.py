@@ -120,3 +120,21 @@ def test_quadruplet_ball_scale_keeps_the_scene_and_the_matching(prop):
 def test_quadruplet_grey_and_64():
     q = make_quadruplet("inertia", TEST_SEED, T=32, size=64, channels=1)
     assert q.possible[0].shape == (32, 64, 64, 1)
+
+
+def test_occlusion_swap_gives_full_height_walls_and_leaves_defaults():
+    assert np.array_equal(train_videos(6, T=8, seed=3, occlusion=1.0),
+                          train_videos(6, T=8, seed=3, occlusion=1.0, swap=0.0))
+
+    def wall_reaches_top(f):  # a sharp edge along the top row: the wall runs the full height
+        return bool((np.abs(np.diff(f[0, 0].astype(int), axis=0)).sum(-1) > 40).any())
+
+    wall = (0, 0, 0, 1, 0)
+    assert all(wall_reaches_top(occlusion_video(s, T=8, kinds=wall, swap=1.0)[0]) for s in range(8))
+    assert not any(wall_reaches_top(occlusion_video(s, T=8, kinds=wall)[0]) for s in range(8))
+    hidden = 0  # swapped cross scenes (a low occluder) still hide the rolling ball for a while
+    for s in range(8):
+        f, pos, _ = occlusion_video(s, T=32, kinds=(1, 0, 0, 0, 0), swap=1.0)
+        inside = (pos[:, 0, 0] > 0.1) & (pos[:, 0, 0] < 0.9)
+        hidden += any(np.array_equal(f[t], f[t + 1]) and inside[t] and inside[t + 1] for t in range(31))
+    assert hidden >= 6

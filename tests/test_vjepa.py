@@ -32,6 +32,8 @@ def test_video_config_checks():
         build_config({}, ["--train.method=vjepa", *TINY, "--video.physics_occlusion=1.2"])
     with pytest.raises(ConfigError, match="video.physics_kinds"):
         build_config({}, ["--train.method=vjepa", *TINY, "--video.physics_kinds=[1,0,0,-1,0]"])
+    with pytest.raises(ConfigError, match="video.physics_swap"):
+        build_config({}, ["--train.method=vjepa", *TINY, "--video.physics_swap=2"])
 
 
 def test_temporal_crop_is_a_window():
