@@ -230,6 +230,15 @@ OCCLUSION_KINDS = ("cross", "cross2", "arc", "wall", "empty")
 OCCLUSION_WEIGHTS = (0.3, 0.2, 0.2, 0.2, 0.1)  # default share of each kind
 
 
+def _kind_p(kinds: tuple[float, ...]) -> np.ndarray:
+    """Relative weights of OCCLUSION_KINDS -> probabilities."""
+    w = np.asarray(kinds, dtype=np.float64)
+    if w.shape != (len(OCCLUSION_KINDS),) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"occlusion kind weights must be {len(OCCLUSION_KINDS)} non-negative numbers "
+                         f"({', '.join(OCCLUSION_KINDS)}) with a positive sum, got {list(kinds)}")
+    return w / w.sum()
+
+
 def occlusion_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, split: str = "train",
                     ball_scale: float = 1.0, kinds: tuple[float, ...] = OCCLUSION_WEIGHTS, swap: float = 0.0
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -295,21 +304,12 @@ def occlusion_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, s
     return render(scene, pos, present, size, channels), pos, vel
 
 
-def _kind_p(kinds: tuple[float, ...]) -> np.ndarray:
-    w = np.asarray(kinds, dtype=np.float64)
-    if w.shape != (len(OCCLUSION_KINDS),) or (w < 0).any() or w.sum() <= 0:
-        raise ValueError(f"occlusion kind weights must be {len(OCCLUSION_KINDS)} non-negative numbers "
-                         f"({', '.join(OCCLUSION_KINDS)}) with a positive sum, got {list(kinds)}")
-    return w / w.sum()
-
-
 def train_videos(n: int, T: int = 32, size: int = 32, channels: int = 3, seed: int = 0,
                  occlusion: float = 0.0, ball_scale: float = 1.0,
                  kinds: tuple[float, ...] = OCCLUSION_WEIGHTS, swap: float = 0.0) -> np.ndarray:
     """n training videos, seeds seed..seed+n-1 (all below TEST_SEED): uint8 (n, channels, T, size, size). A share
     `occlusion` of them (drawn per seed) are `occlusion_video`s (kind weights `kinds`, occluder-height swap share
-    `swap`), the rest `train_video`s;
-    `ball_scale` multiplies every ball radius."""
+    `swap`), the rest `train_video`s; `ball_scale` multiplies every ball radius."""
     if seed + n > TEST_SEED:
         raise ValueError(f"training seeds must stay below {TEST_SEED}")
     if not 0.0 <= occlusion <= 1.0:
