@@ -24,6 +24,19 @@ def test_train_video_ball_moves_and_state_is_returned():
     assert np.abs(frames[1:].astype(int) - frames[:-1]).sum() > 0  # something changes between frames
 
 
+def _hidden_frames(f, pos, vel) -> list[int]:
+    """Frames t where the ball moves on inside the frame while frames t and t+1 stay equal: it is behind an
+    occluder."""
+    inside = (pos[:, 0, 0] > 0.1) & (pos[:, 0, 0] < 0.9)
+    return [t for t in range(len(f) - 1) if np.array_equal(f[t], f[t + 1]) and inside[t] and inside[t + 1]
+            and np.abs(vel[t, 0]).sum() > 1e-3]
+
+
+def _footprint(x, t_axis: int, c_axis: int) -> int:
+    """Pixels (over time) that differ from their per-pixel median over time: what moves, e.g. the ball."""
+    return int((np.abs(x.astype(int) - np.median(x, t_axis, keepdims=True)) > 8).any(c_axis).sum())
+
+
 def test_occlusion_videos_hide_a_moving_ball_and_are_deterministic():
     hidden_then_seen = empty = 0
     for seed in range(40):
@@ -33,11 +46,7 @@ def test_occlusion_videos_hide_a_moving_ball_and_are_deterministic():
         if not moving:  # an empty scene: nothing changes
             empty += 1
             continue
-        inside = (pos[:, 0, 0] > 0.1) & (pos[:, 0, 0] < 0.9)
-        # the ball moves on inside the frame while the frames stay equal: it is behind an occluder
-        hidden = [t for t in range(31) if np.array_equal(f[t], f[t + 1]) and inside[t] and inside[t + 1]
-                  and np.abs(vel[t, 0]).sum() > 1e-3]
-        hidden_then_seen += bool(hidden)
+        hidden_then_seen += bool(_hidden_frames(f, pos, vel))
     assert empty < 10 and hidden_then_seen >= 25
 
 
@@ -71,8 +80,8 @@ def test_occlusion_kind_weights():
 
 
 def test_training_ball_scale_shrinks_only_the_balls():
-    def footprint(x):  # (n, C, T, H, W) -> pixels that differ from each video's per-pixel median over time
-        return int((np.abs(x.astype(int) - np.median(x, 2, keepdims=True)) > 8).any(1).sum())
+    def footprint(x):  # (n, C, T, H, W)
+        return _footprint(x, 2, 1)
     base = train_videos(12, T=16, seed=5, occlusion=0.5)
     assert np.array_equal(train_videos(12, T=16, seed=5, occlusion=0.5, ball_scale=1.0), base)
     small = train_videos(12, T=16, seed=5, occlusion=0.5, ball_scale=0.7)
@@ -102,8 +111,8 @@ def test_quadruplet_frames_all_occur_in_possible_videos(prop):
 
 @pytest.mark.parametrize("prop", PROPERTIES)
 def test_quadruplet_ball_scale_keeps_the_scene_and_the_matching(prop):
-    def moving(v):  # pixels that differ from the video's per-pixel median: the ball's footprint over time
-        return int((np.abs(v.astype(int) - np.median(v, 0, keepdims=True)) > 8).any(-1).sum())
+    def moving(v):  # (T, H, W, C)
+        return _footprint(v, 0, -1)
     same = 0
     for seed in range(TEST_SEED, TEST_SEED + 4):
         q, big = make_quadruplet(prop, seed), make_quadruplet(prop, seed, ball_scale=1.3)
@@ -134,7 +143,5 @@ def test_occlusion_swap_gives_full_height_walls_and_leaves_defaults():
     assert not any(wall_reaches_top(occlusion_video(s, T=8, kinds=wall)[0]) for s in range(8))
     hidden = 0  # swapped cross scenes (a low occluder) still hide the rolling ball for a while
     for s in range(8):
-        f, pos, _ = occlusion_video(s, T=32, kinds=(1, 0, 0, 0, 0), swap=1.0)
-        inside = (pos[:, 0, 0] > 0.1) & (pos[:, 0, 0] < 0.9)
-        hidden += any(np.array_equal(f[t], f[t + 1]) and inside[t] and inside[t + 1] for t in range(31))
+        hidden += bool(_hidden_frames(*occlusion_video(s, T=32, kinds=(1, 0, 0, 0, 0), swap=1.0)))
     assert hidden >= 6
