@@ -264,6 +264,9 @@ class VideoConfig:
     # where the previous slice is slice s-1 (next) or the last context slice (future); "nothing moves" is the
     # predictor's zero output, so the network spends its capacity on what changes
     delta: bool = False
+    # how tubelets become tokens: linear (one linear map of the tubelet's pixels) or hmlp (a hierarchical MLP stem:
+    # 2 x 2 merges with GELU between them, still one tubelet per token; model.patch_size a power of two)
+    stem: str = "linear"
     physics_videos: int = 2000  # data.dataset=physics: training videos generated in memory
     physics_frames: int = 32  # frames per generated video (>= frames); data.dataset=videos: clip length cut from user videos
     physics_seed: int = 0  # training videos use seeds physics_seed .. physics_seed + physics_videos - 1
@@ -289,6 +292,7 @@ class VideoConfig:
                f"needs video.mask=future or next (a context that ends at a whole slice), got {self.mask!r}")
         _check(self.target in ("tokens", "residual"), "video.target",
                f"must be tokens or residual; got {self.target!r}")
+        _check(self.stem in ("linear", "hmlp"), "video.stem", f"must be linear or hmlp; got {self.stem!r}")
         _check(self.physics_videos >= 1, "video.physics_videos", f"must be >= 1, got {self.physics_videos}")
         _check(self.physics_frames >= self.frames, "video.physics_frames",
                f"must be >= video.frames={self.frames}, got {self.physics_frames}")
@@ -358,6 +362,9 @@ class Config:
                f"data.batch_size={self.data.batch_size} must be divisible by train.accum_steps={self.train.accum_steps}")
         _check(self.model.encoder == "cnn" or self.data.img_size % self.model.patch_size == 0, "model.patch_size",
                f"data.img_size={self.data.img_size} must be divisible by model.patch_size={self.model.patch_size}")
+        p = self.model.patch_size
+        _check(self.video.stem == "linear" or (p >= 2 and p & (p - 1) == 0), "video.stem",
+               f"hmlp merges 2 x 2 at a time: model.patch_size must be a power of two >= 2, got {p}")
         from openjepa.methods import METHODS
 
         method = METHODS[self.train.method]

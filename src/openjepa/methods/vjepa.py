@@ -39,7 +39,8 @@ from openjepa.models.vit import gather_tokens
 def build_video_encoder(cfg: Config) -> VideoTransformer:
     m, v = cfg.model, cfg.video
     return VideoTransformer(img_size=cfg.data.img_size, frames=v.frames, patch_size=m.patch_size, tubelet=v.tubelet,
-                            in_chans=cfg.data.channels, dim=m.dim, depth=m.depth, heads=m.heads, mlp_ratio=m.mlp_ratio)
+                            in_chans=cfg.data.channels, dim=m.dim, depth=m.depth, heads=m.heads, mlp_ratio=m.mlp_ratio,
+                            stem=v.stem)
 
 
 def temporal_crop(x: torch.Tensor, frames: int, generator: torch.Generator, flip: bool = False) -> torch.Tensor:

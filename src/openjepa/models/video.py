@@ -1,6 +1,7 @@
 """Video encoder and frame-causal predictor (V-JEPA, Bardes et al. 2024), built from the ViT parts.
 
-    TubeletEmbed     x (B, C, T, H, W) -> tokens (B, N, D), N = (T/t)(H/p)(W/p); non-overlapping t x p x p tubelets
+    TubeletEmbed     x (B, C, T, H, W) -> tokens (B, N, D), N = (T/t)(H/p)(W/p); non-overlapping t x p x p tubelets,
+                     embedded linearly or by a hierarchical MLP stem (each token sees only its own tubelet)
     VideoTransformer forward(x, idx=None) -> z (B, N or K, D): tubelets + fixed 3-D sin-cos positions + ViT blocks
     CausalPredictor  forward(z_ctx, ctx_idx, tgt_idx) -> (B, M, Kt, out): mask-token predictor whose attention is
                      frame-causal: a token at time slice s attends only to tokens at slices <= s
@@ -30,10 +31,44 @@ def patchify3d(x: torch.Tensor, tubelet: int, patch_size: int) -> torch.Tensor:
     return x.reshape(B, (T // t) * (H // p) * (W // p), C * t * p * p)
 
 
-class TubeletEmbed(nn.Module):
-    """(B, C, T, H, W) -> (B, N, D) with a Conv3d of kernel = stride = (tubelet, p, p)."""
+class HMLPEmbed(nn.Module):
+    """Hierarchical MLP stem (Touvron et al. 2022) on tubelets: x (B, C, T, H, W) -> (B, N, D) in TubeletEmbed's
+    token order. Each p x p patch (p = 2^k) is merged 2 x 2 at a time: every merge but the last maps the 2 x 2
+    block's features (per frame) to `width` channels followed by GELU, the last maps the tubelet's t frames of
+    2 x 2 blocks to D. All maps act inside one tubelet, so a token sees only its own pixels (masking and
+    frame-causality hold as with the linear embedding), but faint or thin details get a non-linear detector
+    before they are mixed into one vector. Implemented as Linear layers on reshaped pixels (fast on CPU)."""
 
-    def __init__(self, img_size: int, frames: int, patch_size: int, tubelet: int, in_chans: int, dim: int):
+    def __init__(self, in_chans: int, dim: int, patch_size: int, tubelet: int, width: int):
+        super().__init__()
+        if patch_size < 2 or patch_size & (patch_size - 1):
+            raise ValueError(f"the hmlp stem needs a power-of-two patch size >= 2, got {patch_size}")
+        self.p, self.t = patch_size, tubelet
+        merges = patch_size.bit_length() - 1  # log2(p)
+        c, layers = in_chans, []
+        for _ in range(merges - 1):
+            layers.append(nn.Linear(4 * c, width))
+            c = width
+        self.merges = nn.ModuleList(layers)
+        self.out = nn.Linear(tubelet * 4 * c, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, T, H, W = x.shape
+        t, p = self.t, self.p
+        z = patchify3d(x, t, p).view(B, -1, C, t, p, p).permute(0, 1, 3, 4, 5, 2)  # (B, N, t, p, p, C)
+        for lin in self.merges:
+            s = z.shape[3] // 2
+            z = z.reshape(*z.shape[:3], s, 2, s, 2, z.shape[-1]).permute(0, 1, 2, 3, 5, 4, 6, 7)
+            z = nn.functional.gelu(lin(z.reshape(*z.shape[:5], -1)))  # (B, N, t, s, s, width)
+        return self.out(z.reshape(B, z.shape[1], -1))  # (B, N, t * 2 * 2 * c) -> (B, N, D)
+
+
+class TubeletEmbed(nn.Module):
+    """(B, C, T, H, W) -> (B, N, D). stem "linear": one Conv3d of kernel = stride = (tubelet, p, p) (V-JEPA);
+    stem "hmlp": HMLPEmbed (a non-linear embedding that still sees one tubelet per token)."""
+
+    def __init__(self, img_size: int, frames: int, patch_size: int, tubelet: int, in_chans: int, dim: int,
+                 stem: str = "linear"):
         super().__init__()
         if img_size % patch_size or frames % tubelet:
             raise ValueError(f"clip {frames}x{img_size}x{img_size} is not divisible by the tubelet "
@@ -41,16 +76,24 @@ class TubeletEmbed(nn.Module):
         self.tubelet, self.patch_size = tubelet, patch_size
         self.grid = (frames // tubelet, img_size // patch_size, img_size // patch_size)
         self.num_patches = self.grid[0] * self.grid[1] * self.grid[2]
-        self.proj = nn.Conv3d(in_chans, dim, kernel_size=(tubelet, patch_size, patch_size),
-                              stride=(tubelet, patch_size, patch_size))
+        if stem == "linear":
+            self.proj = nn.Conv3d(in_chans, dim, kernel_size=(tubelet, patch_size, patch_size),
+                                  stride=(tubelet, patch_size, patch_size))
+        elif stem == "hmlp":
+            self.proj = HMLPEmbed(in_chans, dim, patch_size, tubelet, width=max(dim // 4, 1))
+        else:
+            raise ValueError(f"unknown stem {stem!r}; choose linear or hmlp")
 
     def reset_parameters(self) -> None:
         """LeCun-normal, as PatchEmbed2D: tokens start at the scale of the positions."""
-        fan_in = self.proj.weight[0].numel()
-        nn.init.trunc_normal_(self.proj.weight, std=fan_in ** -0.5, a=-2 * fan_in ** -0.5, b=2 * fan_in ** -0.5)
-        nn.init.zeros_(self.proj.bias)
+        for layer in [m for m in self.proj.modules() if isinstance(m, (nn.Conv3d, nn.Linear))]:
+            fan_in = layer.weight[0].numel()
+            nn.init.trunc_normal_(layer.weight, std=fan_in ** -0.5, a=-2 * fan_in ** -0.5, b=2 * fan_in ** -0.5)
+            nn.init.zeros_(layer.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.proj, HMLPEmbed):
+            return self.proj(x)
         return self.proj(x).flatten(2).transpose(1, 2)  # (B, D, T', h, w) -> (B, N, D)
 
 
@@ -60,10 +103,10 @@ class VideoTransformer(nn.Module):
     the tubelet; same H, W) get sin-cos positions for their own number of time slices."""
 
     def __init__(self, img_size: int, frames: int, patch_size: int, tubelet: int, in_chans: int, dim: int,
-                 depth: int, heads: int, mlp_ratio: float = 4.0):
+                 depth: int, heads: int, mlp_ratio: float = 4.0, stem: str = "linear"):
         super().__init__()
         self.dim = dim
-        self.patch_embed = TubeletEmbed(img_size, frames, patch_size, tubelet, in_chans, dim)
+        self.patch_embed = TubeletEmbed(img_size, frames, patch_size, tubelet, in_chans, dim, stem)
         self.grid = self.patch_embed.grid
         self.register_buffer("pos_embed", sincos_pos_embed(dim, self.grid).unsqueeze(0), persistent=False)
         self.blocks = nn.ModuleList([Block(dim, heads, mlp_ratio) for _ in range(depth)])
