@@ -1,5 +1,6 @@
 """Video encoder, tube masks and the frame-causal predictor: shapes, coverage, no peeking at the future."""
 
+import pytest
 import torch
 
 from openjepa.masking.tubes import TubeMasker, extend_over_time, future_masks
@@ -20,6 +21,33 @@ def test_tubelet_embed_shapes_and_patchify_layout():
     # token (s, i, j) covers frames 2s..2s+1, rows 4i.., cols 4j..
     k = 1 * 16 + 2 * 4 + 3
     assert torch.equal(px[:, k].view(2, 3, 2, 4, 4), x[:, :, 2:4, 8:12, 12:16])
+
+
+@pytest.mark.parametrize("patch_size,tubelet", [(8, 2), (4, 1), (2, 2)])
+def test_hmlp_stem_tokens_see_only_their_own_tubelet(patch_size, tubelet):
+    """The non-linear stem keeps the linear embedding's locality: a pixel changes exactly the token of its
+    tubelet (so masks and frame-causality hold), and every pixel of a tubelet reaches its token."""
+    torch.manual_seed(0)
+    emb = TubeletEmbed(img_size=16, frames=4, patch_size=patch_size, tubelet=tubelet, in_chans=3, dim=16, stem="hmlp")
+    emb.reset_parameters()
+    _, h, w = emb.grid
+    x = torch.randn(2, 3, 4, 16, 16)
+    z = emb(x)
+    assert z.shape == (2, emb.num_patches, 16)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(12):
+        c, t, i, j = (int(torch.randint(n, (1,), generator=gen)) for n in (3, 4, 16, 16))
+        x2 = x.clone()
+        x2[1, c, t, i, j] += 2.0
+        changed = ((emb(x2) - z).abs().sum(-1) > 1e-6).nonzero().tolist()
+        assert changed == [[1, (t // tubelet) * h * w + (i // patch_size) * w + j // patch_size]]
+
+
+def test_hmlp_stem_needs_a_power_of_two_patch():
+    with pytest.raises(ValueError, match="power-of-two"):
+        TubeletEmbed(img_size=12, frames=4, patch_size=6, tubelet=2, in_chans=1, dim=8, stem="hmlp")
+    with pytest.raises(ValueError, match="unknown stem"):
+        TubeletEmbed(img_size=16, frames=4, patch_size=4, tubelet=2, in_chans=1, dim=8, stem="conv")
 
 
 def test_video_transformer_shapes_and_idx():

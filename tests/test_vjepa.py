@@ -34,6 +34,11 @@ def test_video_config_checks():
         build_config({}, ["--train.method=vjepa", *TINY, "--video.physics_kinds=[1,0,0,-1,0]"])
     with pytest.raises(ConfigError, match="video.physics_swap"):
         build_config({}, ["--train.method=vjepa", *TINY, "--video.physics_swap=2"])
+    with pytest.raises(ConfigError, match="video.stem"):
+        build_config({}, ["--train.method=vjepa", *TINY, "--video.stem=conv"])
+    with pytest.raises(ConfigError, match="video.stem"):  # hmlp merges 2 x 2: patch 6 cannot be split
+        build_config({}, ["--train.method=vjepa", *TINY, "--data.img_size=12", "--model.patch_size=6",
+                          "--video.stem=hmlp"])
 
 
 def test_temporal_crop_is_a_window():
@@ -45,9 +50,10 @@ def test_temporal_crop_is_a_window():
 
 
 @pytest.mark.parametrize("name", ["vjepa", "vpixel"])
-@pytest.mark.parametrize("mask", ["future", "tube", "mixed", "next"])
-def test_video_methods_learn_in_five_steps(name, mask, five_steps):
-    method = tiny(name, f"--video.mask={mask}")
+@pytest.mark.parametrize("mask,stem", [("future", "linear"), ("tube", "linear"), ("mixed", "linear"),
+                                       ("next", "linear"), ("future", "hmlp")])
+def test_video_methods_learn_in_five_steps(name, mask, stem, five_steps):
+    method = tiny(name, f"--video.mask={mask}", f"--video.stem={stem}")
     x = normalize(torch.from_numpy(train_videos(8, T=12, size=16, channels=1)))
     losses, logs = five_steps(method, x)
     assert all(torch.isfinite(torch.tensor(losses)))
