@@ -209,3 +209,6 @@ def test_training_warns_when_the_video_predictor_stalls(tmp_path, capsys):
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     gains = [r["copy_last_gain"] for r in rows if "copy_last_gain" in r]
     assert len(gains) == 2 and all(abs(g) < 1e-4 for g in gains)
+    capsys.readouterr()
+    again = train(cfg, tmp_path / "run", resume=True)  # the checkpoint remembers the warning
+    assert again["steps"] == 4 and again["stall_warned"] and "STALLED" not in capsys.readouterr().out

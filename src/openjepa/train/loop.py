@@ -206,9 +206,10 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
     logger = MetricsLogger(run_dir) if ddp.main else NullLogger()
 
     start, best, lr_scale = 0, -math.inf, 1.0
+    collapse_warned = stall_warned = False  # kept in checkpoints: a resumed run remembers its warnings
 
     def restore(state: dict[str, Any]) -> None:
-        nonlocal best, lr_scale
+        nonlocal best, lr_scale, collapse_warned, stall_warned
         if fsdp:
             reshard(method)
             load_sharded(method, opt, state["model"], state["optimizer"])
@@ -216,6 +217,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
             method.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
         best, lr_scale = float(state["best"]), float(state.get("lr_scale", 1.0))
+        collapse_warned |= bool(state.get("collapse_warned", False))  # a rollback never forgets a warning
+        stall_warned |= bool(state.get("stall_warned", False))
         torch.set_rng_state(state["rng"])
 
     if resume:
@@ -243,7 +246,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
         if fsdp:
             model_sd, opt_sd = full_state(model_sd), full_state(opt_sd)
         return {"model": model_sd, "optimizer": opt_sd, "step": step, "best": best, "lr_scale": lr_scale,
-                "rng": torch.get_rng_state(), "config": cfg.to_dict(), "meta": meta}
+                "rng": torch.get_rng_state(), "config": cfg.to_dict(), "meta": meta,
+                "collapse_warned": collapse_warned, "stall_warned": stall_warned}
 
     def save(step: int, path: Path | None = None) -> None:
         """Write a step checkpoint (or `path`) from rank 0; every rank calls it (FSDP gathers)."""
@@ -259,7 +263,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
     end = tc.steps if not tc.stop_after else min(tc.steps, start + tc.stop_after)
     bar = tqdm(total=tc.steps, initial=start, unit="step", desc=tc.method, disable=not (tc.progress and ddp.main),
                dynamic_ncols=True)
-    t_last, n_last, collapse_warned, stall_warned = time.time(), 0, False, False
+    t_last, n_last = time.time(), 0
     last_loss, last_row, saved = float("nan"), {}, start
     bad, rollbacks, stopped_by = 0, 0, None
     method.train()
