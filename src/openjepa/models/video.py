@@ -85,7 +85,8 @@ class TubeletEmbed(nn.Module):
             raise ValueError(f"unknown stem {stem!r}; choose linear or hmlp")
 
     def reset_parameters(self) -> None:
-        """LeCun-normal, as PatchEmbed2D: tokens start at the scale of the positions."""
+        """LeCun-normal, as PatchEmbed2D: tokens start at the scale of the positions (hmlp: each layer LeCun-normal;
+        the GELUs leave its tokens ~1/3 of the linear embedding's scale at init, on unit-variance pixels)."""
         for layer in [m for m in self.proj.modules() if isinstance(m, (nn.Conv3d, nn.Linear))]:
             fan_in = layer.weight[0].numel()
             nn.init.trunc_normal_(layer.weight, std=fan_in ** -0.5, a=-2 * fan_in ** -0.5, b=2 * fan_in ** -0.5)
