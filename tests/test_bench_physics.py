@@ -1,6 +1,7 @@
 """`openjepa bench physics` output contract on a tiny budget, and the scoring functions."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -218,3 +219,13 @@ def test_merge_results_is_the_larger_ensemble():
     assert c["difference"] == pytest.approx(0.5)
     with pytest.raises(ValueError, match="quad_scores"):
         bp.merge_results([one, {"members": 2, "rows": [{"model": "jepa", "property": "gravity"}]}])
+
+
+def test_a_member_stopped_by_a_signal_stops_the_bench(tmp_path, monkeypatch):
+    """SIGTERM ends the training loop with a checkpoint; the bench must stop too, not go on to the next member
+    (nor mark the stopped run as trained)."""
+    monkeypatch.setattr(bp, "train", lambda cfg, run_dir: {"finished": False, "steps": 7, "stopped_by": "SIGTERM"})
+    with pytest.raises(SystemExit, match="stopped at step 7 \\(SIGTERM\\).*--reuse"):
+        cfg = SimpleNamespace(train=SimpleNamespace(method="vjepa", steps=10))
+        bp.train_member(cfg, tmp_path / "run", "jepa seed 0", "vjepa_physics_cpu", reuse=False)
+    assert not (tmp_path / "run" / "bench_train.json").exists()

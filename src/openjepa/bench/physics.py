@@ -355,7 +355,11 @@ def train_member(cfg, run_dir: Path, label: str, preset: str, reuse: bool) -> tu
         shutil.rmtree(run_dir)
     print(f"== bench physics: training {label} ({cfg.train.method}, {cfg.train.steps} steps of {preset})")
     t0 = time.time()
-    train(cfg, run_dir)
+    summary = train(cfg, run_dir)
+    if not summary["finished"]:  # e.g. SIGTERM: the loop saved a checkpoint and returned; stop the whole bench
+        raise SystemExit(f"bench physics: the {label} run stopped at step {summary['steps']} "
+                         f"({summary['stopped_by'] or 'unfinished'}); the same command with --reuse goes on, keeping "
+                         f"the finished members")
     secs = round(time.time() - t0, 1)
     (run_dir / "bench_train.json").write_text(json.dumps({"train_seconds": secs}) + "\n")
     return secs, False
