@@ -316,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workdir", default="bench_work", help="where runs and checkpoints go (default bench_work)")
     b.add_argument("--only", metavar="ROW[,ROW]", help="throughput: run only these configs (e.g. ijepa_vits_gpu)")
     b.add_argument("--reuse", action="store_true", help="physics: keep finished training runs under --workdir that "
-                   "match the configs (score again without retraining); retrain the others")
+                   "match the configs (score again without retraining); retrain the others. Ctrl-C or SIGTERM "
+                   "stops the whole bench; --reuse then goes on from the finished members")
     b.add_argument("--n-quads", type=int, metavar="N", help="physics: test quadruplets per property (default 40, "
                    "--quick 8); the first 40 of any N are the default test set")
     b.set_defaults(func=cmd_bench)
