@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from openjepa.config import load_config
 from openjepa.eval.evaluate import evaluate_run
 from openjepa.train.logging import read_metrics
-from openjepa.train.loop import train
+from openjepa.train.loop import stop_if_unfinished, train
 from openjepa.train.run import find_preset, provenance
 
 MECHANISMS = {  # row name -> overrides
@@ -69,6 +69,7 @@ def run_collapse(quick: bool, workdir: Path, overrides: list[str], out: Path) ->
         print(f"== bench collapse: {name} ({cfg.train.steps} steps of {preset})")
         t0 = time.time()
         summary = train(cfg, run_dir)
+        stop_if_unfinished(summary, f"bench collapse: {name}")
         train_seconds = round(time.time() - t0, 1)
         runs[name] = run_dir
         r = evaluate_run(run_dir / "checkpoints" / "last.pt", baselines=False, overrides=[], name=name)["rows"][0]

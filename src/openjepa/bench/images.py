@@ -26,7 +26,7 @@ from openjepa.config import config_to_yaml, load_config
 from openjepa.eval.evaluate import evaluate_run
 from openjepa.methods import METHODS
 from openjepa.train.checkpoint import save_checkpoint
-from openjepa.train.loop import train
+from openjepa.train.loop import stop_if_unfinished, train
 from openjepa.train.run import find_preset, provenance
 
 FULL = ["--train.steps=1500", "--train.monitor_every=250", "--eval.train_samples=60000", "--eval.test_samples=10000"]
@@ -71,6 +71,7 @@ def run_images(quick: bool, workdir: Path, overrides: list[str], out: Path) -> d
         print(f"== bench images: training {name} ({cfg.train.steps} steps)")
         t0 = time.time()
         summary = train(cfg, suite_dir / name)
+        stop_if_unfinished(summary, f"bench images: {name}")
         train_seconds = round(time.time() - t0, 1)
         # the final model at the fixed budget (best.pt is chosen by the online probe; not used here)
         result = evaluate_run(suite_dir / name / "checkpoints" / "last.pt", baselines=(i == 0), overrides=[], name=name)

@@ -58,7 +58,7 @@ from openjepa.data.physics import PROPERTIES, test_quadruplets, train_video
 from openjepa.eval.surprise import Ensemble, plot_surprise, video_surprise
 from openjepa.methods import METHODS
 from openjepa.train.checkpoint import load_checkpoint, load_method
-from openjepa.train.loop import config_diff, train
+from openjepa.train.loop import config_diff, stop_if_unfinished, train
 from openjepa.train.run import find_preset, provenance
 
 N_UNTRAINED = 3
@@ -355,11 +355,8 @@ def train_member(cfg, run_dir: Path, label: str, preset: str, reuse: bool) -> tu
         shutil.rmtree(run_dir)
     print(f"== bench physics: training {label} ({cfg.train.method}, {cfg.train.steps} steps of {preset})")
     t0 = time.time()
-    summary = train(cfg, run_dir)
-    if not summary["finished"]:  # e.g. SIGTERM: the loop saved a checkpoint and returned; stop the whole bench
-        raise SystemExit(f"bench physics: the {label} run stopped at step {summary['steps']} "
-                         f"({summary['stopped_by'] or 'unfinished'}); the same command with --reuse goes on, keeping "
-                         f"the finished members")
+    stop_if_unfinished(train(cfg, run_dir), f"bench physics: the {label} run",
+                       "; the same command with --reuse goes on, keeping the finished members")
     secs = round(time.time() - t0, 1)
     (run_dir / "bench_train.json").write_text(json.dumps({"train_seconds": secs}) + "\n")
     return secs, False

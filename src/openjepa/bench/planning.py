@@ -32,7 +32,7 @@ from openjepa.data.envs import env_kwargs, make_env
 from openjepa.data.trajectories import collect
 from openjepa.planning.mpc import run_random
 from openjepa.planning.run import energy_landscape, load_world_model, plan_episodes, plot_landscape
-from openjepa.train.loop import train
+from openjepa.train.loop import stop_if_unfinished, train
 from openjepa.train.run import find_preset, provenance
 
 # model name -> (env, env overrides of its training data, {layout name: env overrides of the test episodes}).
@@ -83,7 +83,7 @@ def run_planning(quick: bool, workdir: Path, overrides: list[str], out: Path) ->
         print(f"== bench planning: {name}: {b['episodes_data']} episodes of {steps} steps collected in "
               f"{collect_seconds}s; training {cfg.train.steps} steps")
         t0 = time.time()
-        train(cfg, run_dir)
+        stop_if_unfinished(train(cfg, run_dir), f"bench planning: {name}")
         train_seconds = round(time.time() - t0, 1)
         model, _ = load_world_model(run_dir)
         env_over = [f"--env.max_steps={b['max_steps']}"] if b["max_steps"] else []

@@ -413,6 +413,13 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
             "rollbacks": rollbacks}
 
 
+def stop_if_unfinished(summary: dict[str, Any], what: str, hint: str = "") -> None:
+    """For suites that train several runs in a row: a run that a signal stopped (the loop saved a checkpoint and
+    returned) stops the caller too, instead of going on to the next run -> SystemExit naming the run."""
+    if not summary["finished"]:
+        raise SystemExit(f"{what} stopped at step {summary['steps']} ({summary['stopped_by'] or 'unfinished'}){hint}")
+
+
 # may change between a run and its resume
 _RUNTIME_KEYS = ("stop_after", "progress", "threads", "device", "parallel", "keep_last", "max_bad_steps", "on_nonfinite",
                  "rollback_lr_factor", "max_rollbacks")
