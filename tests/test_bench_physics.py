@@ -225,7 +225,19 @@ def test_a_member_stopped_by_a_signal_stops_the_bench(tmp_path, monkeypatch):
     """SIGTERM ends the training loop with a checkpoint; the bench must stop too, not go on to the next member
     (nor mark the stopped run as trained)."""
     monkeypatch.setattr(bp, "train", lambda cfg, run_dir: {"finished": False, "steps": 7, "stopped_by": "SIGTERM"})
+    cfg = SimpleNamespace(train=SimpleNamespace(method="vjepa", steps=10))
     with pytest.raises(SystemExit, match="stopped at step 7 \\(SIGTERM\\).*--reuse"):
-        cfg = SimpleNamespace(train=SimpleNamespace(method="vjepa", steps=10))
         bp.train_member(cfg, tmp_path / "run", "jepa seed 0", "vjepa_physics_cpu", reuse=False)
     assert not (tmp_path / "run" / "bench_train.json").exists()
+
+
+def test_the_pixel_preset_is_the_jepa_presets_twin():
+    """The `pixel` row is "the same backbone, data and budget": the two physics presets may differ only in the
+    method and what follows from it (reg.ema defaults to the method's: no target encoder for vpixel); a data or
+    model setting changed in one preset alone would break the comparison."""
+    from openjepa.config import load_config
+    from openjepa.train.loop import config_diff
+    from openjepa.train.run import find_preset
+
+    jepa, pixel = (load_config(find_preset(n)) for n in ("vjepa_physics_cpu", "vpixel_physics_cpu"))
+    assert sorted(config_diff(jepa, pixel)) == ["reg.ema: True -> False", "train.method: 'vjepa' -> 'vpixel'"]
