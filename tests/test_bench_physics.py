@@ -59,6 +59,7 @@ def test_suite_rows(tmp_path, monkeypatch, capsys):
                 "seed0/checkpoints/last.pt") and r["checkpoints"][1].endswith("seed1/checkpoints/last.pt")
             assert r["reused_checkpoint"] == [False, False]
             assert r["train_seconds"] == pytest.approx(sum(r["train_seconds_per_member"]))
+            assert r["train_jobs"] == 1 and r["train_wall_seconds"] >= r["train_seconds"] - 0.2  # one after the other
             assert len(r["copy_last_gain_per_member"]) == 2
             assert [len(s) for s in r["per_member_quad_scores"]] == [TINY["n_quads"]] * 2
 
@@ -73,6 +74,7 @@ def test_suite_rows(tmp_path, monkeypatch, capsys):
     for r in again["rows"]:
         if r["model"] in ("jepa", "pixel"):
             assert r["reused_checkpoint"] == [True, True] and r["train_seconds"] == first[key(r)]["train_seconds"]
+            assert r["train_wall_seconds"] is None  # not timed by this run's clock
             assert r["relative_accuracy"] == first[key(r)]["relative_accuracy"]
     # a run trained with other settings is not reused
     assert main(["bench", "physics", "--quick", "--reuse", "--out", str(out2), "--workdir", str(tmp_path / "work"),
@@ -241,3 +243,53 @@ def test_the_pixel_preset_is_the_jepa_presets_twin():
 
     jepa, pixel = (load_config(find_preset(n)) for n in ("vjepa_physics_cpu", "vpixel_physics_cpu"))
     assert sorted(config_diff(jepa, pixel)) == ["reg.ema: True -> False", "train.method: 'vjepa' -> 'vpixel'"]
+
+
+def _tiny_specs(root, extra=()):
+    from openjepa.config import load_config
+    from openjepa.train.run import find_preset
+
+    specs = []
+    for seed in (0, 1):
+        cfg = load_config(find_preset("vjepa_physics_cpu"), TINY["overrides"] + ["--train.progress=false",
+                          "--train.threads=1", f"--train.seed={seed}", *extra])
+        specs.append((cfg, root / f"seed{seed}", f"jepa seed {seed}"))
+    return specs
+
+
+def test_members_trained_at_once_are_the_members_trained_one_after_the_other(tmp_path):
+    """--jobs 2 only changes where the members train (each in its own process): same weights (fp32, one thread
+    each), a log per member, the seconds each took; with reuse, finished members are kept, not retrained."""
+    from openjepa.train.checkpoint import load_checkpoint
+
+    one = bp.train_members(_tiny_specs(tmp_path / "one"), "vjepa_physics_cpu", reuse=False, jobs=1)
+    two = bp.train_members(_tiny_specs(tmp_path / "two"), "vjepa_physics_cpu", reuse=False, jobs=2,
+                           report_every=0.1)
+    assert [r for _, r in one] == [r for _, r in two] == [False, False]
+    assert all(s > 0 for s, _ in two)
+    for seed in (0, 1):
+        a = load_checkpoint(tmp_path / "one" / f"seed{seed}" / "checkpoints" / "last.pt")["model"]
+        b = load_checkpoint(tmp_path / "two" / f"seed{seed}" / "checkpoints" / "last.pt")["model"]
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        assert "training vjepa" in (tmp_path / "two" / f"seed{seed}.log").read_text()
+    a0 = load_checkpoint(tmp_path / "two" / "seed0" / "checkpoints" / "last.pt")["model"]
+    a1 = load_checkpoint(tmp_path / "two" / "seed1" / "checkpoints" / "last.pt")["model"]
+    assert not all(torch.equal(a0[k], a1[k]) for k in a0)  # two seeds, two members
+    again = bp.train_members(_tiny_specs(tmp_path / "two"), "vjepa_physics_cpu", reuse=True, jobs=2)
+    assert again == [(s, True) for s, _ in two]
+
+
+def test_a_member_failing_in_its_process_stops_the_bench_naming_its_log(tmp_path):
+    specs = _tiny_specs(tmp_path, ["--train.steps=4", "--optim.lr=1e30", "--optim.start_lr=1e30",
+                                   "--train.on_nonfinite=stop", "--train.max_bad_steps=1"])
+    with pytest.raises(SystemExit, match=r"jepa seed 0 run failed \(exit code 1; its log .*seed0\.log ends:"
+                                         r"(.|\n)*non-finite(.|\n)*--reuse"):
+        bp.train_members(specs, "vjepa_physics_cpu", reuse=False, jobs=2)
+
+
+def test_jobs_is_checked(tmp_path, capsys):
+    assert main(["bench", "images", "--jobs", "2", "--workdir", str(tmp_path)]) != 0
+    assert "--jobs applies to the physics suite" in capsys.readouterr().err
+    assert main(["bench", "physics", "--jobs", "0", "--workdir", str(tmp_path)]) != 0
+    assert "--jobs must be at least 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "physics").exists()  # refused before any work

@@ -6,8 +6,9 @@ Models (rows' `model`): `jepa` (vjepa_physics_cpu: V-JEPA, surprise in latent sp
 `copy_last` (no learning: every predicted frame is the last context frame; scored the same way).
 `jepa` and `pixel` are each an ensemble of `members` independently trained models (train.seed, train.seed + 1,
 ...; eval.surprise.Ensemble: each window's error is the mean of the members' errors; the bench scores each member
-once and averages their tables, `mean_table`); `train_seconds` is the members' total, `per_member` each member's
-relative accuracy alone and `per_member_quad_scores` its quadruplet scores. Single models of the same recipe
+once and averages their tables, `mean_table`); `train_seconds` is the members' total, `train_wall_seconds` the
+model's training time by the clock (about the total with `train_jobs` = 1; members trained at once with --jobs),
+`per_member` each member's relative accuracy alone and `per_member_quad_scores` its quadruplet scores. Single models of the same recipe
 differ from seed to seed in which scenes they extrapolate badly (a property at .78 for one seed and 1.00 for the
 next), a spread as large as the jepa-pixel gap; on validation quadruplets two-member ensembles removed it (README).
 Both trained models see only physically possible training videos (seeds below physics.TEST_SEED, training
@@ -43,8 +44,12 @@ of that slice (jepa's and pixel's first member), next to the same probe on the s
 
 from __future__ import annotations
 
+import contextlib
 import json
+import multiprocessing
 import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -340,17 +345,27 @@ def finished_run(run_dir: Path, cfg) -> str | None:
     return f"other settings ({'; '.join(diff)})" if diff else None
 
 
-def train_member(cfg, run_dir: Path, label: str, preset: str, reuse: bool) -> tuple[float | None, bool]:
-    """Train one ensemble member into run_dir, or (reuse) keep the finished run there if it matches cfg.
-    -> (training seconds, reused?); a reused run's seconds come from the bench_train.json written when it was
-    trained (None if absent)."""
-    why = finished_run(run_dir, cfg) if reuse else "not asked to reuse"
+def reusable_member(cfg, run_dir: Path, label: str, reuse: bool) -> tuple[float | None, bool] | None:
+    """With `reuse`, the finished run in run_dir if it matches cfg -> (its training seconds from the bench_train.json
+    written when it was trained, None if absent; True); else None (it must be trained)."""
+    if not reuse:
+        return None
+    why = finished_run(run_dir, cfg)
     if why is None:
         info = run_dir / "bench_train.json"
         print(f"== bench physics: reusing the finished {label} run in {run_dir}")
         return (json.loads(info.read_text())["train_seconds"] if info.exists() else None), True
-    if reuse:
-        print(f"== bench physics: cannot reuse {run_dir}: {why}")
+    print(f"== bench physics: cannot reuse {run_dir}: {why}")
+    return None
+
+
+def train_member(cfg, run_dir: Path, label: str, preset: str, reuse: bool) -> tuple[float | None, bool]:
+    """Train one ensemble member into run_dir, or (reuse) keep the finished run there if it matches cfg.
+    -> (training seconds, reused?); a reused run's seconds come from the bench_train.json written when it was
+    trained (None if absent)."""
+    kept = reusable_member(cfg, run_dir, label, reuse)
+    if kept is not None:
+        return kept
     if run_dir.exists():
         shutil.rmtree(run_dir)
     print(f"== bench physics: training {label} ({cfg.train.method}, {cfg.train.steps} steps of {preset})")
@@ -362,12 +377,119 @@ def train_member(cfg, run_dir: Path, label: str, preset: str, reuse: bool) -> tu
     return secs, False
 
 
+def member_log(run_dir: Path) -> Path:
+    """Where a member trained in its own process (train_members with jobs > 1) writes its console output."""
+    return run_dir.with_name(run_dir.name + ".log")
+
+
+def _member_process(cfg_dict: dict[str, Any], run_dir: str, label: str, preset: str) -> None:
+    """Body of a member's process: train_member with its console output in member_log(run_dir)."""
+    run_dir_p = Path(run_dir)
+    with open(member_log(run_dir_p), "w", buffering=1) as f, contextlib.redirect_stdout(f), \
+            contextlib.redirect_stderr(f):
+        train_member(build_config(cfg_dict), run_dir_p, label, preset, reuse=False)
+
+
+def _progress(run_dir: Path) -> tuple[int, float | None]:
+    """(last logged step, its samples/s) from a member's metrics.jsonl; (0, None) before the first row."""
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return 0, None
+    for line in reversed(path.read_text().splitlines()):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # a line being written
+            continue
+        if "samples_per_s" in row:
+            return int(row["step"]), float(row["samples_per_s"])
+    return 0, None
+
+
+class _Stop(Exception):
+    pass
+
+
+def train_members(specs: list[tuple[Any, Path, str]], preset: str, reuse: bool, jobs: int = 1,
+                  report_every: float = 60.0) -> list[tuple[float | None, bool]]:
+    """Train (or, with reuse, keep) each (cfg, run_dir, label) member -> [(training seconds, reused?)].
+
+    jobs = 1: one after the other, in this process. jobs > 1: up to `jobs` members at once, each in its own
+    process (spawned; console output in member_log(run_dir)), with a progress line every `report_every` seconds.
+    Small models use two cores better as two one-thread trainings than as one two-thread training (README).
+    Ctrl-C or SIGTERM asks every running member to checkpoint and stop, then stops the bench (--reuse goes on)."""
+    if jobs <= 1:
+        return [train_member(cfg, run_dir, label, preset, reuse) for cfg, run_dir, label in specs]
+    got: list[tuple[float | None, bool] | None] = [reusable_member(cfg, d, label, reuse) for cfg, d, label in specs]
+    todo = [i for i, g in enumerate(got) if g is None]
+    ctx = multiprocessing.get_context("spawn")
+    for start in range(0, len(todo), jobs):
+        group = todo[start:start + jobs]
+        procs = {}
+        for i in group:
+            cfg, run_dir, label = specs[i]
+            if run_dir.exists():
+                shutil.rmtree(run_dir)
+            run_dir.parent.mkdir(parents=True, exist_ok=True)
+            print(f"== bench physics: training {label} ({cfg.train.method}, {cfg.train.steps} steps of {preset}, "
+                  f"{cfg.train.threads or torch.get_num_threads()} thread(s)) in its own process; log "
+                  f"{member_log(run_dir)}")
+            procs[i] = ctx.Process(target=_member_process, args=(cfg.to_dict(), str(run_dir), label, preset))
+            procs[i].start()
+
+        def stop(signum, frame):
+            raise _Stop(signal.Signals(signum).name)
+
+        main = threading.current_thread() is threading.main_thread()
+        old = signal.signal(signal.SIGTERM, stop) if main else None
+        t0 = last = time.time()
+        stopped = None
+        try:
+            while any(p.is_alive() for p in procs.values()):
+                time.sleep(min(1.0, report_every))
+                if time.time() - last >= report_every:
+                    last = time.time()
+                    parts, etas = [], []
+                    for i in group:
+                        cfg, run_dir, label = specs[i]
+                        step, rate = _progress(run_dir)
+                        parts.append(f"{label} step {step}/{cfg.train.steps}")
+                        if rate:
+                            etas.append((cfg.train.steps - step) * cfg.data.batch_size / rate)
+                    eta = f"; ETA {max(etas):.0f}s" if etas else ""
+                    print(f"== bench physics: {', '.join(parts)} ({last - t0:.0f}s{eta})", flush=True)
+        except (KeyboardInterrupt, _Stop) as e:
+            stopped = str(e) or "SIGINT"
+        finally:
+            for p in procs.values():
+                if p.is_alive():
+                    p.terminate()  # SIGTERM: the training loop checkpoints its step and returns
+            for p in procs.values():
+                p.join()
+            if old is not None:
+                signal.signal(signal.SIGTERM, old)
+        hint = "; the same command with --reuse goes on, keeping the finished members"
+        if stopped:
+            raise SystemExit(f"bench physics stopped ({stopped}): the members in training saved a checkpoint{hint}")
+        for i in group:
+            cfg, run_dir, label = specs[i]
+            info = run_dir / "bench_train.json"
+            if procs[i].exitcode != 0 or not info.exists():
+                tail = "\n".join(member_log(run_dir).read_text().splitlines()[-5:]) if member_log(run_dir).exists() else ""
+                raise SystemExit(f"bench physics: the {label} run failed (exit code {procs[i].exitcode}; its log "
+                                 f"{member_log(run_dir)} ends:\n{tail}){hint}")
+            got[i] = json.loads(info.read_text())["train_seconds"], False
+    assert all(g is not None for g in got)
+    return got  # type: ignore[return-value]
+
+
 def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reuse: bool = False,
-                n_quads: int | None = None) -> dict[str, Any]:
+                n_quads: int | None = None, jobs: int = 1) -> dict[str, Any]:
     """The suite. reuse=True keeps finished training runs found under workdir that match the requested configs
     (re-scoring without retraining; their train_seconds come from the bench_train.json the earlier bench run
     wrote beside them, null if absent) and retrains the rest. n_quads overrides the budget's quadruplets per
-    property (test seeds TEST_SEED + [0, n_quads): a larger set contains the smaller ones)."""
+    property (test seeds TEST_SEED + [0, n_quads): a larger set contains the smaller ones). jobs > 1 trains up to
+    that many members of a model at once (train_members), each with torch's threads / jobs threads (at least 1)
+    unless the overrides set train.threads; `train_wall_seconds` is then the model's training time by the clock."""
     budget = dict(QUICK if quick else FULL)
     if n_quads is not None:
         budget["n_quads"] = int(n_quads)
@@ -375,20 +497,25 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
     if suite_dir.exists() and not reuse:
         shutil.rmtree(suite_dir)
     meta = provenance()
-    extra = ["--train.progress=false", "--train.device=cpu"] + budget["overrides"] + list(overrides)
-    configs, models, members, train_seconds, ckpts, reused = {}, {}, {}, {}, {}, {}
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    threads = [f"--train.threads={max(1, torch.get_num_threads() // jobs)}"] if jobs > 1 else []
+    base = ["--train.progress=false", "--train.device=cpu"] + budget["overrides"]
+    extra = base + threads + list(overrides)  # the caller's overrides win, train.threads included
+    configs, models, members, train_seconds, ckpts, reused, walls = {}, {}, {}, {}, {}, {}, {}
     for name, preset in (("jepa", "vjepa_physics_cpu"), ("pixel", "vpixel_physics_cpu")):
         seed0 = load_config(find_preset(preset), extra).train.seed
-        members[name], train_seconds[name], ckpts[name], reused[name] = [], [], [], []
+        specs = []
         for seed in range(seed0, seed0 + budget["members"]):
             cfg = load_config(find_preset(preset), extra + [f"--train.seed={seed}"])
             configs.setdefault(name, cfg.to_dict())
-            run_dir = suite_dir / name / f"seed{seed}"
-            secs, was_reused = train_member(cfg, run_dir, f"{name} seed {seed}", preset, reuse)
-            train_seconds[name].append(secs)
-            reused[name].append(was_reused)
-            ckpts[name].append(run_dir / "checkpoints" / "last.pt")
-            members[name].append(load_method(ckpts[name][-1])[0])
+            specs.append((cfg, suite_dir / name / f"seed{seed}", f"{name} seed {seed}"))
+        t0 = time.time()
+        got = train_members(specs, preset, reuse, jobs)
+        train_seconds[name], reused[name] = [g[0] for g in got], [g[1] for g in got]
+        walls[name] = None if any(reused[name]) else round(time.time() - t0, 1)  # reused runs' clock is unknown
+        ckpts[name] = [run_dir / "checkpoints" / "last.pt" for _, run_dir, _ in specs]
+        members[name] = [load_method(c)[0] for c in ckpts[name]]
         models[name] = Ensemble(members[name])
     jcfg = models["jepa"].cfg
     untrained = []
@@ -425,7 +552,8 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
                          "per_member": [r[prop]["relative_accuracy"] for r in per_member[name]],
                          "per_member_quad_scores": [r[prop]["quad_scores"] for r in per_member[name]],
                          "train_seconds": None if None in secs else round(sum(secs), 1),
-                         "train_seconds_per_member": secs, "copy_last_gain_per_member": gains[name],
+                         "train_seconds_per_member": secs, "train_wall_seconds": walls[name], "train_jobs": jobs,
+                         "copy_last_gain_per_member": gains[name],
                          "checkpoints": [str(c) for c in ckpts[name]], "reused_checkpoint": reused[name]})
         rows.append({"model": "copy_last", "property": prop, **results["copy_last"][prop]})
         avg = {k: float(np.mean([r[prop][k] for r in per_init])) for k, v in per_init[0][prop].items()
