@@ -440,7 +440,9 @@ def train_members(specs: list[tuple[Any, Path, str]], preset: str, reuse: bool, 
             raise _Stop(signal.Signals(signum).name)
 
         main = threading.current_thread() is threading.main_thread()
-        old = signal.signal(signal.SIGTERM, stop) if main else None
+        old = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
+        if main:
+            signal.signal(signal.SIGTERM, stop)
         t0 = last = time.time()
         stopped = None
         try:
@@ -460,13 +462,15 @@ def train_members(specs: list[tuple[Any, Path, str]], preset: str, reuse: bool, 
         except (KeyboardInterrupt, _Stop) as e:
             stopped = str(e) or "SIGINT"
         finally:
+            for sig in old:  # a second signal must not cut short the members' checkpointing
+                signal.signal(sig, signal.SIG_IGN)
             for p in procs.values():
                 if p.is_alive():
                     p.terminate()  # SIGTERM: the training loop checkpoints its step and returns
             for p in procs.values():
                 p.join()
-            if old is not None:
-                signal.signal(signal.SIGTERM, old)
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
         hint = "; the same command with --reuse goes on, keeping the finished members"
         if stopped:
             raise SystemExit(f"bench physics stopped ({stopped}): the members in training saved a checkpoint{hint}")
@@ -474,9 +478,10 @@ def train_members(specs: list[tuple[Any, Path, str]], preset: str, reuse: bool, 
             cfg, run_dir, label = specs[i]
             info = run_dir / "bench_train.json"
             if procs[i].exitcode != 0 or not info.exists():
-                tail = "\n".join(member_log(run_dir).read_text().splitlines()[-5:]) if member_log(run_dir).exists() else ""
+                log = member_log(run_dir)
+                tail = "\n".join(log.read_text().splitlines()[-5:]) if log.exists() else ""
                 raise SystemExit(f"bench physics: the {label} run failed (exit code {procs[i].exitcode}; its log "
-                                 f"{member_log(run_dir)} ends:\n{tail}){hint}")
+                                 f"{log} ends:\n{tail}){hint}")
             got[i] = json.loads(info.read_text())["train_seconds"], False
     assert all(g is not None for g in got)
     return got  # type: ignore[return-value]
