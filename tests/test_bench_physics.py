@@ -262,7 +262,11 @@ def test_members_trained_at_once_are_the_members_trained_one_after_the_other(tmp
     each), a log per member, the seconds each took; with reuse, finished members are kept, not retrained."""
     from openjepa.train.checkpoint import load_checkpoint
 
-    one = bp.train_members(_tiny_specs(tmp_path / "one"), "vjepa_physics_cpu", reuse=False, jobs=1)
+    threads = torch.get_num_threads()
+    try:  # train.threads=1 sets this process's threads too; later tests compare with 2-thread subprocesses
+        one = bp.train_members(_tiny_specs(tmp_path / "one"), "vjepa_physics_cpu", reuse=False, jobs=1)
+    finally:
+        torch.set_num_threads(threads)
     two = bp.train_members(_tiny_specs(tmp_path / "two"), "vjepa_physics_cpu", reuse=False, jobs=2,
                            report_every=0.1)
     assert [r for _, r in one] == [r for _, r in two] == [False, False]
