@@ -226,11 +226,16 @@ def test_merge_results_is_the_larger_ensemble():
 def test_a_member_stopped_by_a_signal_stops_the_bench(tmp_path, monkeypatch):
     """SIGTERM ends the training loop with a checkpoint; the bench must stop too, not go on to the next member
     (nor mark the stopped run as trained)."""
-    monkeypatch.setattr(bp, "train", lambda cfg, run_dir: {"finished": False, "steps": 7, "stopped_by": "SIGTERM"})
+    def stopped(cfg, run_dir, resume):
+        run_dir.mkdir(parents=True)
+        return {"finished": False, "steps": 7, "stopped_by": "SIGTERM"}
+
+    monkeypatch.setattr(bp, "train", stopped)
     cfg = SimpleNamespace(train=SimpleNamespace(method="vjepa", steps=10))
     with pytest.raises(SystemExit, match="stopped at step 7 \\(SIGTERM\\).*--reuse"):
         bp.train_member(cfg, tmp_path / "run", "jepa seed 0", "vjepa_physics_cpu", reuse=False)
     assert not (tmp_path / "run" / "bench_train.json").exists()
+    assert json.loads((tmp_path / "run" / bp.PARTIAL).read_text())["step"] == 7  # its seconds so far, for a resume
 
 
 def test_the_pixel_preset_is_the_jepa_presets_twin():
@@ -269,8 +274,8 @@ def test_members_trained_at_once_are_the_members_trained_one_after_the_other(tmp
         torch.set_num_threads(threads)
     two = bp.train_members(_tiny_specs(tmp_path / "two"), "vjepa_physics_cpu", reuse=False, jobs=2,
                            report_every=0.1)
-    assert [r for _, r in one] == [r for _, r in two] == [False, False]
-    assert all(s > 0 for s, _ in two)
+    assert [g[1:] for g in one] == [g[1:] for g in two] == [(False, None), (False, None)]
+    assert all(s > 0 for s, _, _ in two)
     for seed in (0, 1):
         a = load_checkpoint(tmp_path / "one" / f"seed{seed}" / "checkpoints" / "last.pt")["model"]
         b = load_checkpoint(tmp_path / "two" / f"seed{seed}" / "checkpoints" / "last.pt")["model"]
@@ -280,7 +285,7 @@ def test_members_trained_at_once_are_the_members_trained_one_after_the_other(tmp
     a1 = load_checkpoint(tmp_path / "two" / "seed1" / "checkpoints" / "last.pt")["model"]
     assert not all(torch.equal(a0[k], a1[k]) for k in a0)  # two seeds, two members
     again = bp.train_members(_tiny_specs(tmp_path / "two"), "vjepa_physics_cpu", reuse=True, jobs=2)
-    assert again == [(s, True) for s, _ in two]
+    assert again == [(s, True, None) for s, _, _ in two]
 
 
 def test_a_member_failing_in_its_process_stops_the_bench_naming_its_log(tmp_path):
@@ -297,3 +302,29 @@ def test_jobs_is_checked(tmp_path, capsys):
     assert main(["bench", "physics", "--jobs", "0", "--workdir", str(tmp_path)]) != 0
     assert "--jobs must be at least 1, got 0" in capsys.readouterr().err
     assert not (tmp_path / "physics").exists()  # refused before any work
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_stopped_member_is_resumed_by_reuse(tmp_path, jobs):
+    """--reuse goes on from a stopped member's checkpoint (not from scratch): the weights are those of an
+    uninterrupted run (fp32) and its seconds add up both sessions."""
+    from openjepa.train.checkpoint import load_checkpoint
+
+    threads = torch.get_num_threads()
+    try:
+        steps = ["--train.steps=6", "--train.ckpt_every=1"]
+        whole = bp.train_members(_tiny_specs(tmp_path / "whole", steps)[:1], "vjepa_physics_cpu", reuse=False)
+        specs = _tiny_specs(tmp_path / "cut", steps + ["--train.stop_after=2"])[:1]  # a runtime key: resumable
+        with pytest.raises(SystemExit, match="stopped at step 2.*--reuse goes on from there"):
+            bp.train_members(specs, "vjepa_physics_cpu", reuse=False, jobs=jobs)
+        first = json.loads((tmp_path / "cut" / "seed0" / bp.PARTIAL).read_text())
+        assert first["step"] == 2 and first["train_seconds"] > 0
+        (secs, reused, at), = bp.train_members(_tiny_specs(tmp_path / "cut", steps)[:1], "vjepa_physics_cpu",
+                                               reuse=True, jobs=jobs)
+    finally:
+        torch.set_num_threads(threads)
+    assert (reused, at) == (False, 2) and secs > first["train_seconds"]
+    a = load_checkpoint(tmp_path / "whole" / "seed0" / "checkpoints" / "last.pt")
+    b = load_checkpoint(tmp_path / "cut" / "seed0" / "checkpoints" / "last.pt")
+    assert a["step"] == b["step"] == 6 and whole[0][2] is None
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])

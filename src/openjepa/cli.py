@@ -322,8 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workdir", default="bench_work", help="where runs and checkpoints go (default bench_work)")
     b.add_argument("--only", metavar="ROW[,ROW]", help="throughput: run only these configs (e.g. ijepa_vits_gpu)")
     b.add_argument("--reuse", action="store_true", help="physics: keep finished training runs under --workdir that "
-                   "match the configs (score again without retraining); retrain the others. Ctrl-C or SIGTERM "
-                   "stops the whole bench; --reuse then goes on from the finished members")
+                   "match the configs (score again without retraining), resume unfinished ones from their "
+                   "checkpoints, train the others. Ctrl-C or SIGTERM stops the whole bench (each member in training "
+                   "saves a checkpoint); --reuse then goes on from there")
     b.add_argument("--jobs", type=int, metavar="N", help="physics: train up to N ensemble members at once, each in "
                    "its own process with 1/N of torch's threads (default 1: one after the other; on a 2-core CPU "
                    "--jobs 2 trains the presets' small models faster, README)")

@@ -345,36 +345,69 @@ def finished_run(run_dir: Path, cfg) -> str | None:
     return f"other settings ({'; '.join(diff)})" if diff else None
 
 
-def reusable_member(cfg, run_dir: Path, label: str, reuse: bool) -> tuple[float | None, bool] | None:
+def reusable_member(cfg, run_dir: Path, label: str, reuse: bool) -> tuple[float | None, bool, None] | None:
     """With `reuse`, the finished run in run_dir if it matches cfg -> (its training seconds from the bench_train.json
-    written when it was trained, None if absent; True); else None (it must be trained)."""
+    written when it was trained, None if absent; True; None); else None (it must be trained or resumed)."""
     if not reuse:
         return None
     why = finished_run(run_dir, cfg)
     if why is None:
         info = run_dir / "bench_train.json"
         print(f"== bench physics: reusing the finished {label} run in {run_dir}")
-        return (json.loads(info.read_text())["train_seconds"] if info.exists() else None), True
+        return (json.loads(info.read_text())["train_seconds"] if info.exists() else None), True, None
     print(f"== bench physics: cannot reuse {run_dir}: {why}")
     return None
 
 
-def train_member(cfg, run_dir: Path, label: str, preset: str, reuse: bool) -> tuple[float | None, bool]:
-    """Train one ensemble member into run_dir, or (reuse) keep the finished run there if it matches cfg.
-    -> (training seconds, reused?); a reused run's seconds come from the bench_train.json written when it was
-    trained (None if absent)."""
-    kept = reusable_member(cfg, run_dir, label, reuse)
-    if kept is not None:
-        return kept
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    print(f"== bench physics: training {label} ({cfg.train.method}, {cfg.train.steps} steps of {preset})")
+PARTIAL = "bench_train_partial.json"  # a stopped member's training seconds so far and the step it stopped at
+
+
+def resumable_step(run_dir: Path, cfg) -> int | None:
+    """The step of an unfinished run in run_dir trained with cfg's settings (runtime keys aside), else None."""
+    ckpt = run_dir / "checkpoints" / "last.pt"
+    if not ckpt.exists():
+        return None
+    state = load_checkpoint(ckpt)
+    step = int(state.get("step", -1))
+    if not 0 < step < cfg.train.steps or config_diff(build_config(state["config"]), cfg):
+        return None
+    return step
+
+
+def _train_one(cfg, run_dir: Path, label: str, preset: str, resume_ok: bool) -> tuple[float | None, bool, int | None]:
+    """Train a member into run_dir (from its checkpoint when resume_ok and a matching unfinished run is there);
+    writes bench_train.json when finished, PARTIAL when stopped (then SystemExit). -> (seconds, False, resumed
+    from step or None); the seconds of a resumed run add up its sessions (None when one of them is unknown: a
+    run killed without the chance to record them)."""
+    at = resumable_step(run_dir, cfg) if resume_ok else None
+    prev: float | None = 0.0
+    if at is None:
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        print(f"== bench physics: training {label} ({cfg.train.method}, {cfg.train.steps} steps of {preset})")
+    else:
+        part = run_dir / PARTIAL
+        info = json.loads(part.read_text()) if part.exists() else {}
+        prev = info.get("train_seconds") if info.get("step") == at else None
+        print(f"== bench physics: resuming {label} from its checkpoint at step {at} of {cfg.train.steps}")
     t0 = time.time()
-    stop_if_unfinished(train(cfg, run_dir), f"bench physics: the {label} run",
-                       "; the same command with --reuse goes on, keeping the finished members")
+    summary = train(cfg, run_dir, resume=at is not None)
     secs = round(time.time() - t0, 1)
-    (run_dir / "bench_train.json").write_text(json.dumps({"train_seconds": secs}) + "\n")
-    return secs, False
+    total = None if prev is None else round(prev + secs, 1)
+    if not summary["finished"]:
+        (run_dir / PARTIAL).write_text(json.dumps({"train_seconds": total, "step": summary["steps"]}) + "\n")
+    stop_if_unfinished(summary, f"bench physics: the {label} run",
+                       "; the same command with --reuse goes on from there, keeping the finished members")
+    (run_dir / "bench_train.json").write_text(json.dumps({"train_seconds": total, "resumed_from_step": at}) + "\n")
+    return total, False, at
+
+
+def train_member(cfg, run_dir: Path, label: str, preset: str, reuse: bool) -> tuple[float | None, bool, int | None]:
+    """Train one ensemble member into run_dir, or (reuse) keep the finished run there if it matches cfg, or
+    (reuse) resume the unfinished one there if it matches cfg. -> (training seconds, reused?, resumed from step);
+    a reused run's seconds come from the bench_train.json written when it was trained (None if absent)."""
+    kept = reusable_member(cfg, run_dir, label, reuse)
+    return kept if kept is not None else _train_one(cfg, run_dir, label, preset, reuse)
 
 
 def member_log(run_dir: Path) -> Path:
@@ -382,12 +415,16 @@ def member_log(run_dir: Path) -> Path:
     return run_dir.with_name(run_dir.name + ".log")
 
 
-def _member_process(cfg_dict: dict[str, Any], run_dir: str, label: str, preset: str) -> None:
-    """Body of a member's process: train_member with its console output in member_log(run_dir)."""
+def _member_process(cfg_dict: dict[str, Any], run_dir: str, label: str, preset: str, resume_ok: bool) -> None:
+    """Body of a member's process: _train_one with its console output appended to member_log(run_dir)."""
     run_dir_p = Path(run_dir)
-    with open(member_log(run_dir_p), "w", buffering=1) as f, contextlib.redirect_stdout(f), \
+    with open(member_log(run_dir_p), "a", buffering=1) as f, contextlib.redirect_stdout(f), \
             contextlib.redirect_stderr(f):
-        train_member(build_config(cfg_dict), run_dir_p, label, preset, reuse=False)
+        try:
+            _train_one(build_config(cfg_dict), run_dir_p, label, preset, resume_ok)
+        except SystemExit as e:  # stopped: say so in the log too
+            print(e)
+            raise
 
 
 def _progress(run_dir: Path) -> tuple[int, float | None]:
@@ -410,8 +447,8 @@ class _Stop(Exception):
 
 
 def train_members(specs: list[tuple[Any, Path, str]], preset: str, reuse: bool, jobs: int = 1,
-                  report_every: float = 60.0) -> list[tuple[float | None, bool]]:
-    """Train (or, with reuse, keep) each (cfg, run_dir, label) member -> [(training seconds, reused?)].
+                  report_every: float = 60.0) -> list[tuple[float | None, bool, int | None]]:
+    """Train (or, with reuse, keep or resume) each (cfg, run_dir, label) member -> [train_member's result].
 
     jobs = 1: one after the other, in this process. jobs > 1: up to `jobs` members at once, each in its own
     process (spawned; console output in member_log(run_dir)), with a progress line every `report_every` seconds.
@@ -419,21 +456,24 @@ def train_members(specs: list[tuple[Any, Path, str]], preset: str, reuse: bool, 
     Ctrl-C or SIGTERM asks every running member to checkpoint and stop, then stops the bench (--reuse goes on)."""
     if jobs <= 1:
         return [train_member(cfg, run_dir, label, preset, reuse) for cfg, run_dir, label in specs]
-    got: list[tuple[float | None, bool] | None] = [reusable_member(cfg, d, label, reuse) for cfg, d, label in specs]
+    got: list[tuple[float | None, bool, int | None] | None] = [reusable_member(cfg, d, label, reuse)
+                                                              for cfg, d, label in specs]
     todo = [i for i, g in enumerate(got) if g is None]
     ctx = multiprocessing.get_context("spawn")
     for start in range(0, len(todo), jobs):
         group = todo[start:start + jobs]
-        procs = {}
+        procs, launched = {}, time.time()
         for i in group:
             cfg, run_dir, label = specs[i]
-            if run_dir.exists():
-                shutil.rmtree(run_dir)
+            at = resumable_step(run_dir, cfg) if reuse else None
+            if at is None:
+                member_log(run_dir).unlink(missing_ok=True)  # a resumed member's log goes on
             run_dir.parent.mkdir(parents=True, exist_ok=True)
-            print(f"== bench physics: training {label} ({cfg.train.method}, {cfg.train.steps} steps of {preset}, "
+            what = "training" if at is None else f"resuming from step {at}"
+            print(f"== bench physics: {what} {label} ({cfg.train.method}, {cfg.train.steps} steps of {preset}, "
                   f"{cfg.train.threads or torch.get_num_threads()} thread(s)) in its own process; log "
                   f"{member_log(run_dir)}")
-            procs[i] = ctx.Process(target=_member_process, args=(cfg.to_dict(), str(run_dir), label, preset))
+            procs[i] = ctx.Process(target=_member_process, args=(cfg.to_dict(), str(run_dir), label, preset, reuse))
             procs[i].start()
 
         def stop(signum, frame):
@@ -471,18 +511,22 @@ def train_members(specs: list[tuple[Any, Path, str]], preset: str, reuse: bool, 
                 p.join()
             for sig, handler in old.items():
                 signal.signal(sig, handler)
-        hint = "; the same command with --reuse goes on, keeping the finished members"
+        hint = "; the same command with --reuse goes on from there, keeping the finished members"
         if stopped:
             raise SystemExit(f"bench physics stopped ({stopped}): the members in training saved a checkpoint{hint}")
         for i in group:
             cfg, run_dir, label = specs[i]
-            info = run_dir / "bench_train.json"
+            info, part = run_dir / "bench_train.json", run_dir / PARTIAL
+            if procs[i].exitcode != 0 and part.exists() and part.stat().st_mtime >= launched:
+                raise SystemExit(f"bench physics: the {label} run stopped at step "
+                                 f"{json.loads(part.read_text())['step']} (log {member_log(run_dir)}){hint}")
             if procs[i].exitcode != 0 or not info.exists():
                 log = member_log(run_dir)
                 tail = "\n".join(log.read_text().splitlines()[-5:]) if log.exists() else ""
                 raise SystemExit(f"bench physics: the {label} run failed (exit code {procs[i].exitcode}; its log "
                                  f"{log} ends:\n{tail}){hint}")
-            got[i] = json.loads(info.read_text())["train_seconds"], False
+            done = json.loads(info.read_text())
+            got[i] = done["train_seconds"], False, done.get("resumed_from_step")
     assert all(g is not None for g in got)
     return got  # type: ignore[return-value]
 
@@ -491,7 +535,8 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
                 n_quads: int | None = None, jobs: int = 1) -> dict[str, Any]:
     """The suite. reuse=True keeps finished training runs found under workdir that match the requested configs
     (re-scoring without retraining; their train_seconds come from the bench_train.json the earlier bench run
-    wrote beside them, null if absent) and retrains the rest. n_quads overrides the budget's quadruplets per
+    wrote beside them, null if absent), resumes unfinished ones from their checkpoints (a bench stopped by Ctrl-C or
+    SIGTERM goes on where it stopped; `resumed_from_step` per member) and trains the rest. n_quads overrides the budget's quadruplets per
     property (test seeds TEST_SEED + [0, n_quads): a larger set contains the smaller ones). jobs > 1 trains up to
     that many members of a model at once (train_members), each with torch's threads / jobs threads (at least 1)
     unless the overrides set train.threads; `train_wall_seconds` is then the model's training time by the clock."""
@@ -507,7 +552,7 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
     threads = [f"--train.threads={max(1, torch.get_num_threads() // jobs)}"] if jobs > 1 else []
     base = ["--train.progress=false", "--train.device=cpu"] + budget["overrides"]
     extra = base + threads + list(overrides)  # the caller's overrides win, train.threads included
-    configs, models, members, train_seconds, ckpts, reused, walls = {}, {}, {}, {}, {}, {}, {}
+    configs, models, members, train_seconds, ckpts, reused, walls, resumed = {}, {}, {}, {}, {}, {}, {}, {}
     for name, preset in (("jepa", "vjepa_physics_cpu"), ("pixel", "vpixel_physics_cpu")):
         seed0 = load_config(find_preset(preset), extra).train.seed
         specs = []
@@ -518,7 +563,10 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
         t0 = time.time()
         got = train_members(specs, preset, reuse, jobs)
         train_seconds[name], reused[name] = [g[0] for g in got], [g[1] for g in got]
-        walls[name] = None if any(reused[name]) else round(time.time() - t0, 1)  # reused runs' clock is unknown
+        resumed[name] = [g[2] for g in got]
+        # the clock saw the whole training only when no member was kept or resumed
+        walls[name] = None if any(reused[name]) or any(r is not None for r in resumed[name]) \
+            else round(time.time() - t0, 1)
         ckpts[name] = [run_dir / "checkpoints" / "last.pt" for _, run_dir, _ in specs]
         members[name] = [load_method(c)[0] for c in ckpts[name]]
         models[name] = Ensemble(members[name])
@@ -559,7 +607,8 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
                          "train_seconds": None if None in secs else round(sum(secs), 1),
                          "train_seconds_per_member": secs, "train_wall_seconds": walls[name], "train_jobs": jobs,
                          "copy_last_gain_per_member": gains[name],
-                         "checkpoints": [str(c) for c in ckpts[name]], "reused_checkpoint": reused[name]})
+                         "checkpoints": [str(c) for c in ckpts[name]], "reused_checkpoint": reused[name],
+                         "resumed_from_step": resumed[name]})
         rows.append({"model": "copy_last", "property": prop, **results["copy_last"][prop]})
         avg = {k: float(np.mean([r[prop][k] for r in per_init])) for k, v in per_init[0][prop].items()
                if not isinstance(v, list)}
