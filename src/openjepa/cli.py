@@ -160,26 +160,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else Path(args.workdir) / f"{args.suite}{'_quick' if args.quick else ''}.json"
     extra = {}
-    if args.only:
-        if args.suite != "throughput":
-            raise ValueError("--only applies to the throughput suite")
-        extra["only"] = args.only.split(",")
-    if args.reuse:
-        if args.suite != "physics":
-            raise ValueError("--reuse applies to the physics suite")
-        extra["reuse"] = True
-    if args.jobs is not None:
-        if args.suite != "physics":
-            raise ValueError("--jobs applies to the physics suite")
-        if args.jobs < 1:
-            raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
-        extra["jobs"] = args.jobs
-    if args.n_quads is not None:
-        if args.suite != "physics":
-            raise ValueError("--n-quads applies to the physics suite")
-        if args.n_quads < 1:
-            raise ValueError(f"--n-quads must be at least 1, got {args.n_quads}")
-        extra["n_quads"] = args.n_quads
+    # suite-specific options: (flag, value given, the suite it belongs to, least value or None)
+    for flag, value, suite, least in (("--only", args.only or None, "throughput", None),
+                                      ("--reuse", args.reuse or None, "physics", None),
+                                      ("--jobs", args.jobs, "physics", 1), ("--n-quads", args.n_quads, "physics", 1)):
+        if value is None:
+            continue
+        if args.suite != suite:
+            raise ValueError(f"{flag} applies to the {suite} suite")
+        if least is not None and value < least:
+            raise ValueError(f"{flag} must be at least {least}, got {value}")
+        extra[flag.lstrip("-").replace("-", "_")] = value.split(",") if flag == "--only" else value
     result = SUITES[args.suite](quick=args.quick, workdir=Path(args.workdir), overrides=list(args.overrides), out=out,
                                 **extra)
     out.parent.mkdir(parents=True, exist_ok=True)
