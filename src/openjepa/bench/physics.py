@@ -8,9 +8,10 @@ Models (rows' `model`): `jepa` (vjepa_physics_cpu: V-JEPA, surprise in latent sp
 ...; eval.surprise.Ensemble: each window's error is the mean of the members' errors; the bench scores each member
 once and averages their tables, `mean_table`); `train_seconds` is the members' total, `train_wall_seconds` the
 model's training time by the clock (about the total with `train_jobs` = 1; members trained at once with --jobs),
-`per_member` each member's relative accuracy alone and `per_member_quad_scores` its quadruplet scores. Single models of the same recipe
-differ from seed to seed in which scenes they extrapolate badly (a property at .78 for one seed and 1.00 for the
-next), a spread as large as the jepa-pixel gap; on validation quadruplets two-member ensembles removed it (README).
+`per_member` each member's relative accuracy alone and `per_member_quad_scores` its quadruplet scores. Single
+models of the same recipe differ from seed to seed in which scenes they extrapolate badly (a property at .78 for one
+seed and 1.00 for the next), a spread as large as the jepa-pixel gap; on validation quadruplets two-member
+ensembles removed it (README).
 Both trained models see only physically possible training videos (seeds below physics.TEST_SEED, training
 ball hues); the test set is `n_quads` matched quadruplets per property (physics.test_quadruplets: test seeds,
 test hues), each two possible videos and their two splices.
@@ -536,10 +537,10 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
     """The suite. reuse=True keeps finished training runs found under workdir that match the requested configs
     (re-scoring without retraining; their train_seconds come from the bench_train.json the earlier bench run
     wrote beside them, null if absent), resumes unfinished ones from their checkpoints (a bench stopped by Ctrl-C or
-    SIGTERM goes on where it stopped; `resumed_from_step` per member) and trains the rest. n_quads overrides the budget's quadruplets per
-    property (test seeds TEST_SEED + [0, n_quads): a larger set contains the smaller ones). jobs > 1 trains up to
-    that many members of a model at once (train_members), each with torch's threads / jobs threads (at least 1)
-    unless the overrides set train.threads; `train_wall_seconds` is then the model's training time by the clock."""
+    SIGTERM goes on where it stopped; `resumed_from_step` per member) and trains the rest. n_quads overrides the
+    budget's quadruplets per property (test seeds TEST_SEED + [0, n_quads): a larger set contains the smaller ones).
+    jobs > 1 trains up to that many members of a model at once (train_members), each with torch's threads / jobs
+    threads (at least 1) unless the overrides set train.threads; `train_wall_seconds` is then the model's training time by the clock."""
     budget = dict(QUICK if quick else FULL)
     if n_quads is not None:
         budget["n_quads"] = int(n_quads)
