@@ -540,7 +540,8 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
     SIGTERM goes on where it stopped; `resumed_from_step` per member) and trains the rest. n_quads overrides the
     budget's quadruplets per property (test seeds TEST_SEED + [0, n_quads): a larger set contains the smaller ones).
     jobs > 1 trains up to that many members of a model at once (train_members), each with torch's threads / jobs
-    threads (at least 1) unless the overrides set train.threads; `train_wall_seconds` is then the model's training time by the clock."""
+    threads (at least 1) unless the overrides set train.threads; `train_wall_seconds` is then the model's training
+    time by the clock."""
     budget = dict(QUICK if quick else FULL)
     if n_quads is not None:
         budget["n_quads"] = int(n_quads)
