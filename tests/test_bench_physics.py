@@ -250,6 +250,14 @@ def test_the_pixel_preset_is_the_jepa_presets_twin():
     assert sorted(config_diff(jepa, pixel)) == ["reg.ema: True -> False", "train.method: 'vjepa' -> 'vpixel'"]
 
 
+@pytest.fixture
+def keep_threads():
+    """train.threads=1 sets this process's torch threads too; later tests compare with 2-thread subprocesses."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 def _tiny_specs(root, extra=()):
     from openjepa.config import load_config
     from openjepa.train.run import find_preset
@@ -262,16 +270,12 @@ def _tiny_specs(root, extra=()):
     return specs
 
 
-def test_members_trained_at_once_are_the_members_trained_one_after_the_other(tmp_path):
+def test_members_trained_at_once_are_the_members_trained_one_after_the_other(tmp_path, keep_threads):
     """--jobs 2 only changes where the members train (each in its own process): same weights (fp32, one thread
     each), a log per member, the seconds each took; with reuse, finished members are kept, not retrained."""
     from openjepa.train.checkpoint import load_checkpoint
 
-    threads = torch.get_num_threads()
-    try:  # train.threads=1 sets this process's threads too; later tests compare with 2-thread subprocesses
-        one = bp.train_members(_tiny_specs(tmp_path / "one"), "vjepa_physics_cpu", reuse=False, jobs=1)
-    finally:
-        torch.set_num_threads(threads)
+    one = bp.train_members(_tiny_specs(tmp_path / "one"), "vjepa_physics_cpu", reuse=False, jobs=1)
     two = bp.train_members(_tiny_specs(tmp_path / "two"), "vjepa_physics_cpu", reuse=False, jobs=2,
                            report_every=0.1)
     assert [g[1:] for g in one] == [g[1:] for g in two] == [(False, None), (False, None)]
@@ -305,24 +309,20 @@ def test_jobs_is_checked(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
-def test_a_stopped_member_is_resumed_by_reuse(tmp_path, jobs):
+def test_a_stopped_member_is_resumed_by_reuse(tmp_path, jobs, keep_threads):
     """--reuse goes on from a stopped member's checkpoint (not from scratch): the weights are those of an
     uninterrupted run (fp32) and its seconds add up both sessions."""
     from openjepa.train.checkpoint import load_checkpoint
 
-    threads = torch.get_num_threads()
-    try:
-        steps = ["--train.steps=6", "--train.ckpt_every=1"]
-        whole = bp.train_members(_tiny_specs(tmp_path / "whole", steps)[:1], "vjepa_physics_cpu", reuse=False)
-        specs = _tiny_specs(tmp_path / "cut", steps + ["--train.stop_after=2"])[:1]  # a runtime key: resumable
-        with pytest.raises(SystemExit, match="stopped at step 2.*--reuse goes on from there"):
-            bp.train_members(specs, "vjepa_physics_cpu", reuse=False, jobs=jobs)
-        first = json.loads((tmp_path / "cut" / "seed0" / bp.PARTIAL).read_text())
-        assert first["step"] == 2 and first["train_seconds"] > 0
-        (secs, reused, at), = bp.train_members(_tiny_specs(tmp_path / "cut", steps)[:1], "vjepa_physics_cpu",
-                                               reuse=True, jobs=jobs)
-    finally:
-        torch.set_num_threads(threads)
+    steps = ["--train.steps=6", "--train.ckpt_every=1"]
+    whole = bp.train_members(_tiny_specs(tmp_path / "whole", steps)[:1], "vjepa_physics_cpu", reuse=False)
+    specs = _tiny_specs(tmp_path / "cut", steps + ["--train.stop_after=2"])[:1]  # a runtime key: resumable
+    with pytest.raises(SystemExit, match="stopped at step 2.*--reuse goes on from there"):
+        bp.train_members(specs, "vjepa_physics_cpu", reuse=False, jobs=jobs)
+    first = json.loads((tmp_path / "cut" / "seed0" / bp.PARTIAL).read_text())
+    assert first["step"] == 2 and first["train_seconds"] > 0
+    (secs, reused, at), = bp.train_members(_tiny_specs(tmp_path / "cut", steps)[:1], "vjepa_physics_cpu",
+                                           reuse=True, jobs=jobs)
     assert (reused, at) == (False, 2) and secs > first["train_seconds"]
     a = load_checkpoint(tmp_path / "whole" / "seed0" / "checkpoints" / "last.pt")
     b = load_checkpoint(tmp_path / "cut" / "seed0" / "checkpoints" / "last.pt")

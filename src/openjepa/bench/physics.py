@@ -333,16 +333,24 @@ def probe_rows(models: dict[str, Any], cfg, x: torch.Tensor, states: np.ndarray)
 
 
 # -------------------------------------------------------------------------------------------------- suite
+def _last_checkpoint(run_dir: Path, cfg) -> tuple[int, list[str]] | None:
+    """(step, config_diff against cfg) of run_dir's checkpoints/last.pt; None when there is none."""
+    ckpt = run_dir / "checkpoints" / "last.pt"
+    if not ckpt.exists():
+        return None
+    state = load_checkpoint(ckpt)
+    return int(state.get("step", -1)), config_diff(build_config(state["config"]), cfg)
+
+
 def finished_run(run_dir: Path, cfg) -> str | None:
     """Why the training run in run_dir cannot stand for `cfg` (None: it can): missing, unfinished, or trained
     with other settings (runtime keys aside)."""
-    ckpt = run_dir / "checkpoints" / "last.pt"
-    if not ckpt.exists():
+    last = _last_checkpoint(run_dir, cfg)
+    if last is None:
         return "no checkpoints/last.pt"
-    state = load_checkpoint(ckpt)
-    if int(state.get("step", -1)) != cfg.train.steps:
-        return f"stopped at step {state.get('step')} of {cfg.train.steps}"
-    diff = config_diff(build_config(state["config"]), cfg)
+    step, diff = last
+    if step != cfg.train.steps:
+        return f"stopped at step {step} of {cfg.train.steps}"
     return f"other settings ({'; '.join(diff)})" if diff else None
 
 
@@ -365,22 +373,15 @@ PARTIAL = "bench_train_partial.json"  # a stopped member's training seconds so f
 
 def resumable_step(run_dir: Path, cfg) -> int | None:
     """The step of an unfinished run in run_dir trained with cfg's settings (runtime keys aside), else None."""
-    ckpt = run_dir / "checkpoints" / "last.pt"
-    if not ckpt.exists():
-        return None
-    state = load_checkpoint(ckpt)
-    step = int(state.get("step", -1))
-    if not 0 < step < cfg.train.steps or config_diff(build_config(state["config"]), cfg):
-        return None
-    return step
+    last = _last_checkpoint(run_dir, cfg)
+    return last[0] if last is not None and 0 < last[0] < cfg.train.steps and not last[1] else None
 
 
-def _train_one(cfg, run_dir: Path, label: str, preset: str, resume_ok: bool) -> tuple[float | None, bool, int | None]:
-    """Train a member into run_dir (from its checkpoint when resume_ok and a matching unfinished run is there);
+def _train_one(cfg, run_dir: Path, label: str, preset: str, at: int | None) -> tuple[float | None, bool, int | None]:
+    """Train a member into run_dir, from scratch or (`at`, from resumable_step) resumed from its checkpoint there;
     writes bench_train.json when finished, PARTIAL when stopped (then SystemExit). -> (seconds, False, resumed
     from step or None); the seconds of a resumed run add up its sessions (None when one of them is unknown: a
     run killed without the chance to record them)."""
-    at = resumable_step(run_dir, cfg) if resume_ok else None
     prev: float | None = 0.0
     if at is None:
         if run_dir.exists():
@@ -408,7 +409,9 @@ def train_member(cfg, run_dir: Path, label: str, preset: str, reuse: bool) -> tu
     (reuse) resume the unfinished one there if it matches cfg. -> (training seconds, reused?, resumed from step);
     a reused run's seconds come from the bench_train.json written when it was trained (None if absent)."""
     kept = reusable_member(cfg, run_dir, label, reuse)
-    return kept if kept is not None else _train_one(cfg, run_dir, label, preset, reuse)
+    if kept is not None:
+        return kept
+    return _train_one(cfg, run_dir, label, preset, resumable_step(run_dir, cfg) if reuse else None)
 
 
 def member_log(run_dir: Path) -> Path:
@@ -416,13 +419,13 @@ def member_log(run_dir: Path) -> Path:
     return run_dir.with_name(run_dir.name + ".log")
 
 
-def _member_process(cfg_dict: dict[str, Any], run_dir: str, label: str, preset: str, resume_ok: bool) -> None:
+def _member_process(cfg_dict: dict[str, Any], run_dir: str, label: str, preset: str, at: int | None) -> None:
     """Body of a member's process: _train_one with its console output appended to member_log(run_dir)."""
     run_dir_p = Path(run_dir)
     with open(member_log(run_dir_p), "a", buffering=1) as f, contextlib.redirect_stdout(f), \
             contextlib.redirect_stderr(f):
         try:
-            _train_one(build_config(cfg_dict), run_dir_p, label, preset, resume_ok)
+            _train_one(build_config(cfg_dict), run_dir_p, label, preset, at)
         except SystemExit as e:  # stopped: say so in the log too
             print(e)
             raise
@@ -474,7 +477,7 @@ def train_members(specs: list[tuple[Any, Path, str]], preset: str, reuse: bool, 
             print(f"== bench physics: {what} {label} ({cfg.train.method}, {cfg.train.steps} steps of {preset}, "
                   f"{cfg.train.threads or torch.get_num_threads()} thread(s)) in its own process; log "
                   f"{member_log(run_dir)}")
-            procs[i] = ctx.Process(target=_member_process, args=(cfg.to_dict(), str(run_dir), label, preset, reuse))
+            procs[i] = ctx.Process(target=_member_process, args=(cfg.to_dict(), str(run_dir), label, preset, at))
             procs[i].start()
 
         def stop(signum, frame):
