@@ -270,6 +270,14 @@ def _tiny_specs(root, extra=()):
     return specs
 
 
+def test_progress_eta_follows_the_pace_since_first_seen_not_the_last_window():
+    # 1,000 steps in the 100 s since first seen -> 10 steps/s -> 500 steps left take 50 s, whatever the
+    # last logged window's rate (here 64 samples/s of batch 64, i.e. 1 step/s, would say 500 s)
+    assert bp._eta_seconds((100.0, 2000), 200.0, 3000, 3500, 64, 64.0) == pytest.approx(50.0)
+    assert bp._eta_seconds((100.0, 2000), 100.0, 2000, 3500, 64, 64.0) == pytest.approx(1500.0)  # no pace yet
+    assert bp._eta_seconds(None, 5.0, 0, 3500, 64, None) is None
+
+
 def test_members_trained_at_once_are_the_members_trained_one_after_the_other(tmp_path, keep_threads):
     """--jobs 2 only changes where the members train (each in its own process): same weights (fp32, one thread
     each), a log per member, the seconds each took; with reuse, finished members are kept, not retrained."""

@@ -446,6 +446,15 @@ def _progress(run_dir: Path) -> tuple[int, float | None]:
     return 0, None
 
 
+def _eta_seconds(first: tuple[float, int] | None, now: float, step: int, steps: int, batch: int,
+                 rate: float | None) -> float | None:
+    """Seconds a member has left: from its pace since the bench first saw it logging (first = (time, step)),
+    which is steadier than the last logged window's rate (used until there is such a pace); None if neither."""
+    if first is not None and step > first[1] and now > first[0]:
+        return (steps - step) * (now - first[0]) / (step - first[1])
+    return (steps - step) * batch / rate if rate else None
+
+
 class _Stop(Exception):
     pass
 
@@ -488,6 +497,7 @@ def train_members(specs: list[tuple[Any, Path, str]], preset: str, reuse: bool, 
         if main:
             signal.signal(signal.SIGTERM, stop)
         t0 = last = time.time()
+        first: dict[int, tuple[float, int]] = {}  # member -> (time, step) when first seen logging
         stopped = None
         try:
             while any(p.is_alive() for p in procs.values()):
@@ -500,7 +510,10 @@ def train_members(specs: list[tuple[Any, Path, str]], preset: str, reuse: bool, 
                         step, rate = _progress(run_dir)
                         parts.append(f"{label} step {step}/{cfg.train.steps}")
                         if rate:
-                            etas.append((cfg.train.steps - step) * cfg.data.batch_size / rate)
+                            first.setdefault(i, (last, step))
+                        eta = _eta_seconds(first.get(i), last, step, cfg.train.steps, cfg.data.batch_size, rate)
+                        if eta is not None:
+                            etas.append(eta)
                     eta = f"; ETA {max(etas):.0f}s" if etas else ""
                     print(f"== bench physics: {', '.join(parts)} ({last - t0:.0f}s{eta})", flush=True)
         except (KeyboardInterrupt, _Stop) as e:
