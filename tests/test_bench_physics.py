@@ -270,6 +270,11 @@ def _tiny_specs(root, extra=()):
     return specs
 
 
+def test_the_full_bench_trains_its_members_at_once_by_default_the_quick_one_after_the_other():
+    assert bp.default_jobs(2, 2, quick=False) == 2 and bp.default_jobs(2, 16, quick=False) == 2
+    assert bp.default_jobs(2, 1, quick=False) == 1 and bp.default_jobs(2, 2, quick=True) == 1
+
+
 def test_progress_eta_follows_the_pace_since_first_seen_not_the_last_window():
     # 1,000 steps in the 100 s since first seen -> 10 steps/s -> 500 steps left take 50 s, whatever the
     # last logged window's rate (here 64 samples/s of batch 64, i.e. 1 step/s, would say 500 s)

@@ -317,8 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "checkpoints, train the others. Ctrl-C or SIGTERM stops the whole bench (each member in training "
                    "saves a checkpoint); --reuse then goes on from there")
     b.add_argument("--jobs", type=int, metavar="N", help="physics: train up to N ensemble members at once, each in "
-                   "its own process with 1/N of torch's threads (default 1: one after the other; on a 2-core CPU "
-                   "--jobs 2 trains the presets' small models faster, README)")
+                   "its own process with 1/N of torch's threads (default: the full bench trains its 2 members at once "
+                   "when torch has 2 or more threads, which is faster on a 2-core CPU, README; --quick one after "
+                   "the other)")
     b.add_argument("--n-quads", type=int, metavar="N", help="physics: test quadruplets per property (default 40, "
                    "--quick 8); the first 40 of any N are the default test set")
     b.set_defaults(func=cmd_bench)
