@@ -250,14 +250,6 @@ def test_the_pixel_preset_is_the_jepa_presets_twin():
     assert sorted(config_diff(jepa, pixel)) == ["reg.ema: True -> False", "train.method: 'vjepa' -> 'vpixel'"]
 
 
-@pytest.fixture
-def keep_threads():
-    """train.threads=1 sets this process's torch threads too; later tests compare with 2-thread subprocesses."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def _tiny_specs(root, extra=()):
     from openjepa.config import load_config
     from openjepa.train.run import find_preset
@@ -283,7 +275,7 @@ def test_progress_eta_follows_the_pace_since_first_seen_not_the_last_window():
     assert bp._eta_seconds(None, 5.0, 0, 3500, 64, None) is None
 
 
-def test_members_trained_at_once_are_the_members_trained_one_after_the_other(tmp_path, keep_threads):
+def test_members_trained_at_once_are_the_members_trained_one_after_the_other(tmp_path):
     """--jobs 2 only changes where the members train (each in its own process): same weights (fp32, one thread
     each), a log per member, the seconds each took; with reuse, finished members are kept, not retrained."""
     from openjepa.train.checkpoint import load_checkpoint
@@ -322,7 +314,7 @@ def test_jobs_is_checked(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
-def test_a_stopped_member_is_resumed_by_reuse(tmp_path, jobs, keep_threads):
+def test_a_stopped_member_is_resumed_by_reuse(tmp_path, jobs):
     """--reuse goes on from a stopped member's checkpoint (not from scratch): the weights are those of an
     uninterrupted run (fp32) and its seconds add up both sessions."""
     from openjepa.train.checkpoint import load_checkpoint

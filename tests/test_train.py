@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from openjepa.cli import main
@@ -51,6 +52,18 @@ def test_resume_matches_uninterrupted_run(tmp_path):
         train(smoke(), split, log=lambda *a: None)
     train(smoke(), split, resume=True, log=lambda *a: None)
     assert losses(full) == losses(split)
+
+
+def test_train_threads_hold_for_the_run_only(tmp_path):
+    before = torch.get_num_threads()
+    seen = []
+    want = 1 if before > 1 else 2
+    train(smoke([f"--train.threads={want}", "--train.steps=5"]), tmp_path / "ok",
+          log=lambda *a: seen.append(torch.get_num_threads()))
+    assert seen and set(seen) == {want} and torch.get_num_threads() == before
+    with pytest.raises(FileExistsError):  # raising inside the run restores them too
+        train(smoke([f"--train.threads={want}"]), tmp_path / "ok", log=lambda *a: None)
+    assert torch.get_num_threads() == before
 
 
 def test_resume_refuses_a_different_config(tmp_path):

@@ -165,11 +165,19 @@ def nonfinite_grad(module: torch.nn.Module) -> str | None:
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, force: bool = False) -> dict[str, Any]:
     """Train `cfg.train.method` into `run_dir`; returns a summary dict. See the module docstring.
 
-    resume: continue from the newest valid checkpoint; a different config is refused unless `force`."""
-    run_dir = Path(run_dir)
+    resume: continue from the newest valid checkpoint; a different config is refused unless `force`.
+    train.threads sets torch's threads for the run only: the caller's count is back when train returns or raises."""
+    threads = torch.get_num_threads()
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    try:
+        return _train(cfg, Path(run_dir), resume, log, force)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(cfg: Config, run_dir: Path, resume: bool, log, force: bool) -> dict[str, Any]:
     tc = cfg.train
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
     torch.manual_seed(tc.seed)
     ddp = init_distributed()
     device = select_device(tc.device)
