@@ -511,9 +511,9 @@ def train_members(specs: list[tuple[Any, Path, str]], preset: str, reuse: bool, 
                         parts.append(f"{label} step {step}/{cfg.train.steps}")
                         if rate:
                             first.setdefault(i, (last, step))
-                        eta = _eta_seconds(first.get(i), last, step, cfg.train.steps, cfg.data.batch_size, rate)
-                        if eta is not None:
-                            etas.append(eta)
+                        left = _eta_seconds(first.get(i), last, step, cfg.train.steps, cfg.data.batch_size, rate)
+                        if left is not None:
+                            etas.append(left)
                     eta = f"; ETA {max(etas):.0f}s" if etas else ""
                     print(f"== bench physics: {', '.join(parts)} ({last - t0:.0f}s{eta})", flush=True)
         except (KeyboardInterrupt, _Stop) as e:
