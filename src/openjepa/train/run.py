@@ -148,7 +148,7 @@ def default_run_dir(config_path: str | None) -> Path:
     return Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"  # the repo's configs/, shipped in the package
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"  # openjepa/configs/: the presets, package data of the wheel
 
 
 def find_preset(name: str) -> Path:
