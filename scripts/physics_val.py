@@ -20,7 +20,7 @@ import torch
 
 from openjepa.bench.physics import QUICK, score_property
 from openjepa.config import load_config
-from openjepa.data.images import normalize
+from openjepa.data.transforms import normalize
 from openjepa.data.physics import PROPERTIES, TEST_SEED, test_quadruplets
 from openjepa.data.video import pad_frames
 from openjepa.eval.surprise import window_starts

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from openjepa.config import SECTIONS, Config, ConfigError, build_config
-from openjepa.data.images import load_image_folder, load_npy_images
+from openjepa.data.image_files import load_image_folder, load_npy_images
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -5,7 +5,7 @@ import torch
 
 from openjepa.config import ConfigError, build_config
 from openjepa.data.physics import train_videos
-from openjepa.data.images import normalize
+from openjepa.data.transforms import normalize
 from openjepa.methods import METHODS
 from openjepa.methods.vjepa import temporal_crop
 

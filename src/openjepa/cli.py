@@ -97,7 +97,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from openjepa.data.images import load_images
+    from openjepa.data.image_files import load_images
     from openjepa.eval.features import extract_features
     from openjepa.train.checkpoint import load_method
     from openjepa.train.run import select_device

@@ -59,7 +59,7 @@ import numpy as np
 import torch
 
 from openjepa.config import build_config, load_config
-from openjepa.data.images import normalize
+from openjepa.data.transforms import normalize
 from openjepa.data.physics import PROPERTIES, test_quadruplets, train_video
 from openjepa.eval.surprise import Ensemble, plot_surprise, video_surprise
 from openjepa.methods import METHODS

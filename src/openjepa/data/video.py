@@ -8,7 +8,7 @@ Accepted inputs
     folder           image files (.png .jpg .jpeg .bmp .gif .tif .tiff .webp) sorted by file name, one per frame
     video file       .mp4 .avi .mov .mkv .webm .m4v .mpg .mpeg, decoded with PyAV (the `av` wheel bundles FFmpeg)
 
-Rules that bring any video to the model (the same as for images, data/images.py:to_model_input)
+Rules that bring any video to the model (the same as for images, data/transforms.py:to_model_input)
     channels   RGB -> grey by luminance (0.299, 0.587, 0.114); grey -> RGB by repetition; alpha dropped
     size       the short side is resized to `size` (bilinear, antialiased), then the centre is cropped square
     frame rate kept as stored, unless `fps` is given and the source's rate is known (video files): frames are
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from openjepa.data.images import to_model_input
+from openjepa.data.transforms import to_model_input
 
 FRAME_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}

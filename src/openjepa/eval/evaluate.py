@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from openjepa.config import EvalConfig, build_config
-from openjepa.data.images import load_fashion_mnist, to_model_input
+from openjepa.data.fashion_mnist import load_fashion_mnist
+from openjepa.data.transforms import to_model_input
 from openjepa.eval.collapse import collapse_message, collapse_panel
 from openjepa.eval.features import extract_features, pixel_features
 from openjepa.eval.knn import knn_top1

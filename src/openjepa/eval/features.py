@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from openjepa.data.images import normalize
+from openjepa.data.transforms import normalize
 
 
 def autocast(device: torch.device, precision: str):

@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from openjepa.data.images import normalize
+from openjepa.data.transforms import normalize
 from openjepa.data.video import pad_frames
 from openjepa.eval.features import autocast
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from openjepa.config import Config, DataConfig, RegConfig
-from openjepa.data.images import random_resized_crop
+from openjepa.data.transforms import random_resized_crop
 from openjepa.losses.sigreg import sigreg
 from openjepa.losses.vicreg import covariance_loss, variance_loss
 from openjepa.masking.blocks import MultiBlockMasker

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from openjepa.config import Config
-from openjepa.data.images import random_resized_crop
+from openjepa.data.transforms import random_resized_crop
 from openjepa.methods.ijepa import add_regulariser, build_encoder, step_seed
 
 

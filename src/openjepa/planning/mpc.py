@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from openjepa.data.images import normalize
+from openjepa.data.transforms import normalize
 from openjepa.planning.cem import CEM, CostFn
 from openjepa.planning.mppi import MPPI
 

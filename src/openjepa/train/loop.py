@@ -29,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from openjepa.config import Config, build_config, config_to_yaml
-from openjepa.data.images import normalize
+from openjepa.data.transforms import normalize
 from openjepa.data.stream import BatchStream, num_rows, step_generator, take
 from openjepa.eval.collapse import collapse_message, collapse_panel
 from openjepa.eval.features import autocast, extract_features
@@ -45,7 +45,7 @@ from openjepa.train.run import load_train_data, provenance, select_device
 
 
 def to_float(batch: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor | dict[str, torch.Tensor]:
-    """uint8 pixels -> normalised float32 (data.images.normalize); other tensors (actions, states) unchanged."""
+    """uint8 pixels -> normalised float32 (data.transforms.normalize); other tensors (actions, states) unchanged."""
     if isinstance(batch, dict):
         return {k: to_float(v) for k, v in batch.items()}
     return normalize(batch) if batch.dtype == torch.uint8 else batch

@@ -13,7 +13,9 @@ import torch
 
 from openjepa import __version__
 from openjepa.config import Config
-from openjepa.data.images import load_fashion_mnist, load_images, to_model_input
+from openjepa.data.fashion_mnist import load_fashion_mnist
+from openjepa.data.image_files import load_images
+from openjepa.data.transforms import to_model_input
 
 
 def select_device(name: str = "auto") -> torch.device:
