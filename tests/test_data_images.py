@@ -1,4 +1,5 @@
-"""Tests for openjepa.data.images (tiny synthetic fixtures; one optional real-data test)."""
+"""Tests for the image data modules: data.fashion_mnist, data.image_files and data.transforms (tiny synthetic
+fixtures; one optional real-data test)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from openjepa.data import images
-from openjepa.data.images import (
-    fashion_mnist_dirs,
-    load_fashion_mnist,
-    load_image_folder,
-    load_images,
-    load_npy_images,
-    normalize,
-    random_resized_crop,
-    to_model_input,
-)
+from openjepa.data import fashion_mnist
+from openjepa.data.fashion_mnist import fashion_mnist_dirs, load_fashion_mnist
+from openjepa.data.image_files import load_image_folder, load_images, load_npy_images
+from openjepa.data.transforms import normalize, random_resized_crop, to_model_input
 
 PIL = pytest.importorskip("PIL")
 from PIL import Image  # noqa: E402
@@ -63,7 +57,7 @@ def no_default_dirs(tmp_path, monkeypatch):
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setattr(images, "FASHION_MNIST_DEBIAN_DIR", str(tmp_path / "no-debian"))
+    monkeypatch.setattr(fashion_mnist, "FASHION_MNIST_DEBIAN_DIR", str(tmp_path / "no-debian"))
     return home
 
 
