@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from openjepa.data.streaming import (BadDataError, ClipDecoder, ImageDecoder, StreamingSource, index_image_folder,
-                                     index_shards, index_video_folder, sequential_batches)
+from openjepa.data.streaming import (BadDataError, ClipDecoder, ImageDecoder, StreamingSource, SubsetRecords,
+                                     index_image_folder, index_shards, index_video_folder, sequential_batches)
 from openjepa.data.streaming import index as index_module
 from openjepa.data.streaming.decode import crop_box
 
@@ -107,6 +107,19 @@ def test_ranks_are_disjoint_and_make_up_the_world_batch(folder):
             assert torch.equal(torch.cat([p[k] for p in parts]), full[k]), k
     with pytest.raises(ValueError, match="divisible"):
         StreamingSource(folder, DEC, 8, seed=5, rank=0, world=3)
+
+
+def test_a_held_out_subset_never_reaches_the_training_batches(folder):
+    perm = np.random.default_rng(0).permutation(len(folder))
+    held, rest = SubsetRecords(folder, perm[:4]), SubsetRecords(folder, perm[4:])
+    held_names = {held.name(i) for i in range(len(held))}
+    assert len(held_names) == 4 and len(rest) == 20
+    assert [rest.label(i) for i in range(20)] == [folder.label(int(k)) for k in perm[4:]]
+    s = StreamingSource(rest, DEC, 4, seed=5)
+    seen = {rest.name(i) for b in s.batches(0, 10) for i in b["index"].tolist()}  # two epochs
+    assert len(seen) == 20 and not seen & held_names
+    with pytest.raises(IndexError):
+        SubsetRecords(folder, [24])
 
 
 def make_shards(root, files, per_shard=10):
@@ -249,21 +262,22 @@ def test_video_folder_decodes_random_windows_of_npy_and_mp4_clips(tmp_path):
             np.save(root / c / f"{k}.npy", np.broadcast_to(10 * t + k, (10, 8, 12, 3)).copy())
     np.save(root / "b" / "short.npy", np.zeros((2, 8, 8), dtype=np.uint8))  # grey, fewer frames than a window
     write_mp4(root / "a" / "clip.mp4", frames=12)
+    write_mp4(root / "b" / "clip.mkv", frames=12)  # Matroska does not state its frame count: its packets are counted
     r = index_video_folder(root, index_dir=tmp_path / "idx")
-    assert len(r) == 6 and r.classes == ["a", "b"]
+    assert len(r) == 7 and r.classes == ["a", "b"]
     dec = ClipDecoder(size=8, frames=4, channels=3)
-    s = StreamingSource(r, dec, batch_size=6, seed=1, workers=2)
+    s = StreamingSource(r, dec, batch_size=7, seed=1, workers=2)
     b = s.batch(0)
-    assert b["x"].shape == (6, 3, 4, 8, 8) and b["x"].dtype == torch.uint8 and not s.bad
+    assert b["x"].shape == (7, 3, 4, 8, 8) and b["x"].dtype == torch.uint8 and not s.bad
     for x, i in zip(b["x"], b["index"].tolist()):
         name = r.name(i)
         first = x[0, :, 4, 4].float()  # (T,) one pixel over the window
         if name.endswith("short.npy"):
             assert torch.equal(x, torch.zeros_like(x))  # padded with its last frame
-        elif name.endswith(".mp4"):  # lossy: consecutive frames step by about 20
+        elif name.endswith((".mp4", ".mkv")):  # lossy: consecutive frames step by about 20
             assert torch.all((first.diff() - 20).abs() <= 4), first
         else:
             assert torch.equal(first.diff(), torch.full((3,), 10.0)), first
-    same(b, StreamingSource(r, dec, batch_size=6, seed=1, workers=0).batch(0))
+    same(b, StreamingSource(r, dec, batch_size=7, seed=1, workers=0).batch(0))
     with pytest.raises(TypeError, match="files"):
         ClipDecoder(size=8, frames=4)(b"bytes", np.zeros(6))

@@ -8,9 +8,10 @@ and augmented in DataLoader workers with data/stream.py's (seed, step) contract.
 """
 
 from openjepa.data.streaming.decode import BAD_DATA, ClipDecoder, ImageDecoder
-from openjepa.data.streaming.index import (FolderRecords, Records, ShardRecords, index_image_folder, index_shards,
-                                           index_video_folder)
+from openjepa.data.streaming.index import (FolderRecords, Records, ShardRecords, SubsetRecords, index_image_folder,
+                                           index_shards, index_video_folder)
 from openjepa.data.streaming.loader import BadDataError, StreamingSource, sequential_batches
 
 __all__ = ["BAD_DATA", "BadDataError", "ClipDecoder", "FolderRecords", "ImageDecoder", "Records", "ShardRecords",
-           "StreamingSource", "index_image_folder", "index_shards", "index_video_folder", "sequential_batches"]
+           "StreamingSource", "SubsetRecords", "index_image_folder", "index_shards", "index_video_folder",
+           "sequential_batches"]

@@ -138,7 +138,7 @@ def _video_window(path: Path, frames: int, u: float) -> list[Image.Image]:
             raise ValueError("the file holds no video stream")
         stream = container.streams.video[0]
         total = stream.frames
-        if not total:  # the container does not say: count the packets once
+        if not total:  # the container does not say: count its packets (demuxing only, no decoding)
             total = sum(1 for p in container.demux(stream) if p.size)
             container.seek(0)
         s = _window_start(total, frames, u)

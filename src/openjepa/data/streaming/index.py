@@ -12,8 +12,8 @@ million-entry list into every worker. It is cached as an .npz in `index_dir` (de
 under a name derived from the root's resolved path, and rebuilt when its stamp no longer matches: for folders the
 mtimes of the root and of its immediate sub-folders (adding or removing a file in a class folder changes them;
 a change two levels down is not seen: pass refresh=True), for shards the size and mtime of every shard.
-Labels follow data/image_files.py:load_image_folder: only when every sample sits in a class sub-folder (every shard sample has a
-.cls); otherwise there are none.
+Labels follow data/image_files.py:load_image_folder: only when every sample sits in a class sub-folder (every
+shard sample has a .cls); otherwise there are none.
 """
 
 from __future__ import annotations
@@ -126,6 +126,28 @@ class ShardRecords(Records):
         return data
 
 
+class SubsetRecords(Records):
+    """Some samples of another index, renumbered 0..len(idx)-1: e.g. the training images left once the online
+    monitor's held-out ones are taken, or a probe's seeded subset."""
+
+    def __init__(self, base: Records, idx: np.ndarray | list[int]):
+        self.base, self.idx = base, np.asarray(idx, dtype=np.int64)
+        if len(self.idx) and not (0 <= self.idx.min() and self.idx.max() < len(base)):
+            raise IndexError(f"subset indices must lie in [0, {len(base)})")
+        labels = base.labels[self.idx] if base.labels is not None else None
+        super().__init__(base.root, base.names, labels, base.classes)
+        self.kind = base.kind
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def name(self, i: int) -> str:
+        return self.base.name(int(self.idx[i]))
+
+    def source(self, i: int) -> Path | bytes:
+        return self.base.source(int(self.idx[i]))
+
+
 # --------------------------------------------------------------------------- #
 # building and caching
 # --------------------------------------------------------------------------- #
@@ -199,7 +221,8 @@ def _index_folder(root: str | os.PathLike, kind: str, extensions: tuple[str, ...
         at = {c: i for i, c in enumerate(classes)}
         names = Names.of(files)
         labels = np.array([at[t] for t in tops], dtype=np.int64) if classes else np.zeros(0, dtype=np.int64)
-        data = {"blob": names.blob, "offsets": names.offsets, "labels": labels, "classes": np.array(json.dumps(classes))}
+        data = {"blob": names.blob, "offsets": names.offsets, "labels": labels,
+                "classes": np.array(json.dumps(classes))}
         _save_cached(cache, stamp, **data)
     classes = json.loads(str(data["classes"]))
     return FolderRecords(p, Names(data["blob"], data["offsets"]), data["labels"] if classes else None,

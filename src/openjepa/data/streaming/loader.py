@@ -143,7 +143,7 @@ class StreamingSource:
         """Batches of steps start, start+1, ... (end excluded): {"step", "x", "y" (labelled data only),
         "index"}; raises BadDataError once too much of the data has proved unreadable."""
         for step, b in enumerate(self.loader(start, end), start):
-            self._note_bad(b.pop("bad"))
+            self.record_bad(b.pop("bad"))
             if not self.records.labelled:
                 del b["y"]
             b["step"] = step
@@ -158,7 +158,9 @@ class StreamingSource:
         out, self._unreported = self._unreported, []
         return out
 
-    def _note_bad(self, bad: list[tuple[str, str]]) -> None:
+    def record_bad(self, bad: list[tuple[str, str]]) -> None:
+        """Count unreadable files (what each batch carries back; under DDP also the other ranks' lists, gathered
+        by the loop) and raise BadDataError past max_bad_fraction."""
         for name, reason in bad:
             if name not in self.bad:
                 self.bad[name] = reason
