@@ -22,6 +22,7 @@ README_MAX_LINES = 250
 
 LINK = re.compile(r"\]\(([^)\s]+)\)")  # [text](target) and ![alt](target); the text may span lines
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
+HEADING = re.compile(r"^#{1,6} (.+)$", re.M)
 INLINE = re.compile(r"`([^`\n]+)`")
 COMMAND = re.compile(r"(?:^|[\s$])(?:\.venv/bin/)?openjepa\s+(.*)$")  # `openjepa ...`, `-m openjepa ...`
 WORD = re.compile(r"[a-z][a-z_]*$")  # a real command name, not a placeholder such as SUITE or CONFIG.yaml
@@ -40,11 +41,31 @@ def test_relative_links_point_to_files(doc):
     assert not broken, f"{doc.relative_to(ROOT)}: links to missing files: {broken}"
 
 
+def _anchors(path: Path) -> set[str]:
+    """GitHub's heading slugs (lower case, punctuation dropped, spaces to hyphens) plus explicit id= anchors."""
+    text = FENCE.sub("", path.read_text())
+    slugs = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in HEADING.findall(text)}
+    return slugs | set(re.findall(r'id="([^"]+)"', text))
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_anchors_exist(doc):
+    missing = []
+    for link in LINK.findall(doc.read_text()):
+        target, _, anchor = link.partition("#")
+        if anchor and not re.match(r"[a-z]+:", target):
+            page = doc.parent / target if target else doc
+            if page.suffix == ".md" and anchor not in _anchors(page):
+                missing.append(link)
+    assert not missing, f"{doc.relative_to(ROOT)}: links to missing sections: {missing}"
+
+
 def test_link_check_sees_links():
     """The link pattern finds the README's picture and its docs links, so the check above is not vacuous."""
     links = _relative_links(README)
     assert any(t.endswith(".png") for t in links)
     assert any(t.startswith("docs/") for t in links)
+    assert {"current-results", "your-own-videos"} <= _anchors(ROOT / "docs" / "video-physics.md")
 
 
 def _command_lines(text: str) -> list[str]:
