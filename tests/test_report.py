@@ -10,20 +10,21 @@ import re
 import numpy as np
 import pytest
 
+from openjepa.config import config_to_yaml, load_config
 from openjepa.eval.report import write_report
+from openjepa.train.run import find_preset, provenance
 
 IMG_RE = re.compile(r'<img [^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 BANNER = 'id="collapse-warning"'
 
-CONFIG = """\
-method: ijepa
-dim: 64
-note: "<script>alert('x')</script> & more"
-meta:
-  git_sha: abc1234deadbeef
-  versions:
-    torch: 2.3.0
-"""
+NASTY = "<script>alert('x')</script> & more"  # a config value that must come out escaped
+
+
+def _run_config_yaml() -> str:
+    """config.yaml as training writes it (train.loop: config_to_yaml(cfg, provenance())), with a data.path that
+    needs escaping."""
+    cfg = load_config(find_preset("smoke"), [f"--data.path={NASTY}"])
+    return config_to_yaml(cfg, {**provenance(), "git_sha": "abc1234deadbeef"})
 
 
 def _write_metrics(path: pathlib.Path, *, collapsed: bool, truncated: bool = True) -> None:
@@ -46,16 +47,15 @@ def _write_metrics(path: pathlib.Path, *, collapsed: bool, truncated: bool = Tru
 def _make_run(root: pathlib.Path, *, collapsed: bool = True) -> pathlib.Path:
     run = root / "run_ijepa_tiny"
     run.mkdir()
-    (run / "config.yaml").write_text(CONFIG)
+    (run / "config.yaml").write_text(_run_config_yaml())
     _write_metrics(run / "metrics.jsonl", collapsed=collapsed)
     warnings = ["feat_std 0.001 far below 1/sqrt(64)"] if collapsed else []
     (run / "eval.json").write_text(json.dumps({
-        "dim": 64,
         "rows": [
             {"name": "target_encoder", "linear_top1": 0.8766, "knn_top1": 0.8123, "rankme": 41.25,
-             "feat_std": 0.1234, "mean_cos": 0.0456, "collapsed": False},
+             "feat_std": 0.1234, "mean_cos": 0.0456, "collapsed": False, "dim": 64},
             {"name": "context<encoder>", "linear_top1": 0.5, "knn_top1": 0.25, "rankme": 12.0,
-             "feat_std": 0.05, "mean_cos": 0.3, "collapsed": False},
+             "feat_std": 0.05, "mean_cos": 0.3, "collapsed": False, "dim": 64},
         ],
         "warnings": warnings,
     }))
@@ -98,7 +98,10 @@ def test_full_report_images(full_report):
 def test_full_report_header_and_banner(full_report):
     _, _, html = full_report
     assert "run_ijepa_tiny" in html
-    assert "ijepa" in html and "abc1234deadbeef" in html
+    assert "<tr><td>method</td><td>ijepa</td></tr>" in html  # train.method of the real config.yaml
+    assert "<tr><td>git sha</td><td>abc1234deadbeef</td></tr>" in html
+    assert "<tr><td>feature dim</td><td>64</td></tr>" in html  # eval.json rows' width, not model.dim (48)
+    assert "healthy feature std 1/sqrt(64)" in html
     assert "final step" in html and ">200<" in html  # truncated line (step 210) skipped
     assert "0.05" in html  # final loss 1/20
     assert BANNER in html
@@ -110,7 +113,7 @@ def test_full_report_header_and_banner(full_report):
 
 def test_full_report_escaping(full_report):
     _, _, html = full_report
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; more" in html
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; more" in html and NASTY not in html
     assert "context&lt;encoder&gt;" in html
     assert "<details><summary>config.yaml</summary><pre>" in html
 
@@ -161,3 +164,18 @@ def test_empty_metrics_and_rewrite(tmp_path):
 def test_not_a_directory(tmp_path):
     with pytest.raises(NotADirectoryError):
         write_report(tmp_path / "missing")
+
+
+def test_report_of_a_real_run_names_its_method(tmp_path):
+    """A two-step training writes its own config.yaml and metrics.jsonl; the report's header names the run's
+    method and git sha from that file, and draws the loss it logged."""
+    from openjepa.train.loop import train
+
+    cfg = load_config(find_preset("smoke"), ["--data.dataset=synthetic", "--train.steps=2", "--train.progress=false",
+                                             "--train.monitor_every=0"])
+    run = tmp_path / "run"
+    train(cfg, run, log=lambda *a, **k: None)
+    html = write_report(run).read_text()
+    assert f"<tr><td>method</td><td>{cfg.train.method}</td></tr>" in html
+    assert re.search(r"<tr><td>git sha</td><td>[^<]+</td></tr>", html)
+    assert "Training loss vs step" in html

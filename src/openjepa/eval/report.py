@@ -35,6 +35,7 @@ from openjepa.eval.plots import (
     schedules_figure,
 )
 from openjepa.eval.tables import esc, eval_table, fmt_step, is_num
+from openjepa.train.logging import read_metrics
 
 __all__ = ["write_report"]
 
@@ -44,24 +45,6 @@ REPORT_NAME = "report.html"
 # --------------------------------------------------------------------------- #
 # Loading
 # --------------------------------------------------------------------------- #
-def _read_metrics(path: pathlib.Path) -> list[dict]:
-    rows: list[dict] = []
-    if not path.is_file():
-        return rows
-    with open(path, "r", encoding="utf-8", errors="replace") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                obj = json.loads(line)
-            except (json.JSONDecodeError, ValueError):
-                continue  # truncated / corrupt line
-            if isinstance(obj, dict):
-                rows.append(obj)
-    return rows
-
-
 def _read_config(path: pathlib.Path) -> tuple[str | None, dict]:
     if not path.is_file():
         return None, {}
@@ -121,22 +104,15 @@ def _lookup(d: Any, *path: str) -> Any:
 
 
 def _feature_dim(eval_data: dict | None, config: dict, emb: dict | None) -> int | None:
-    candidates = [
-        _lookup(eval_data, "dim"),
-        _lookup(config, "dim"),
-        _lookup(eval_data, "embed_dim"),
-        _lookup(config, "embed_dim"),
-        _lookup(config, "model", "dim"),
-        _lookup(config, "model", "embed_dim"),
-        _lookup(config, "encoder", "dim"),
-        _lookup(config, "encoder", "embed_dim"),
-    ]
-    for c in candidates:
-        if is_num(c) and c >= 1:
-            return int(c)
+    """Width of the evaluated features: eval.json's first row's `dim`, else the embedding's, else `model.dim`."""
+    rows = _lookup(eval_data, "rows")
+    first = rows[0] if isinstance(rows, list) and rows and isinstance(rows[0], Mapping) else {}
+    if is_num(first.get("dim")) and first["dim"] >= 1:
+        return int(first["dim"])
     if emb is not None:
         return int(emb["z"].shape[1])
-    return None
+    d = _lookup(config, "model", "dim")
+    return int(d) if is_num(d) and d >= 1 else None
 
 
 # --------------------------------------------------------------------------- #
@@ -167,11 +143,9 @@ def _figure_html(b64: str, title: str, caption: str = "") -> str:
 
 
 def _method_name(config: dict) -> str | None:
-    for path in (("method",), ("meta", "method"), ("method", "name"), ("model", "method")):
-        v = _lookup(config, *path)
-        if isinstance(v, (str, int, float)) and not isinstance(v, bool):
-            return str(v)
-    return None
+    """The run's method: `train.method` of the config.yaml training wrote."""
+    v = _lookup(config, "train", "method")
+    return v if isinstance(v, str) and v else None
 
 
 def _banner(rows, steps, eval_data: dict | None) -> str:
@@ -219,7 +193,7 @@ def _note(text: str) -> str:
 
 def _build_html(run_dir: pathlib.Path) -> str:
     metrics_path = run_dir / "metrics.jsonl"
-    rows = _read_metrics(metrics_path)
+    rows = read_metrics(run_dir)
     steps = metric_steps(rows)
     config_text, config = _read_config(run_dir / "config.yaml")
     eval_data, eval_err = _read_eval(run_dir / "eval.json")
@@ -232,7 +206,7 @@ def _build_html(run_dir: pathlib.Path) -> str:
     method = _method_name(config)
     if method:
         meta.append(("method", method))
-    sha = _lookup(config, "meta", "git_sha") or _lookup(config, "git_sha")
+    sha = _lookup(config, "meta", "git_sha")
     if sha:
         meta.append(("git sha", str(sha)))
     versions = _lookup(config, "meta", "versions")
