@@ -6,10 +6,11 @@ import torch
 from openjepa.config import ConfigError, build_config, load_config
 from openjepa.losses.sigreg import sigreg
 from openjepa.methods import METHODS
-from openjepa.methods.ijepa import add_regulariser
+from openjepa.methods.common import add_regulariser
 from openjepa.models.vit import VisionTransformer, sincos_pos_embed
 from openjepa.train.loop import train
 from openjepa.train.run import find_preset
+from openjepa.validate import check_config
 
 TINY = ["--train.method=lejepa", "--model.dim=32", "--model.depth=2", "--model.heads=2", "--model.proj_hidden=64",
         "--model.proj_dim=16", "--train.precision=fp32"]
@@ -68,16 +69,19 @@ def test_regulariser_averages_over_views():
 
 
 def test_config_rules():
-    assert build_config({}, []).reg.ema is True  # ijepa keeps an EMA target by default
-    assert build_config({}, ["--train.method=mae"]).reg.ema is False
-    assert build_config({}, ["--train.method=lejepa"]).reg.ema is False
+    def checked(*overrides):
+        return check_config(build_config({}, list(overrides)))
+
+    assert checked().reg.ema is True  # ijepa keeps an EMA target by default
+    assert checked("--train.method=mae").reg.ema is False
+    assert checked("--train.method=lejepa").reg.ema is False
     with pytest.raises(ConfigError, match=r"reg\.ema"):
-        build_config({}, ["--train.method=lejepa", "--reg.ema=true"])
+        checked("--train.method=lejepa", "--reg.ema=true")
     with pytest.raises(ConfigError, match=r"views\.local_size"):
-        build_config({}, ["--train.method=lejepa", "--views.local_size=10"])
+        checked("--train.method=lejepa", "--views.local_size=10")
     with pytest.raises(ConfigError, match=r"reg\.on"):
-        build_config({}, ["--train.method=mae", "--reg.on=predicted"])
-    preset = load_config(find_preset("lejepa_vit_cpu"))
+        checked("--train.method=mae", "--reg.on=predicted")
+    preset = check_config(load_config(find_preset("lejepa_vit_cpu")))
     assert preset.train.method == "lejepa" and preset.reg.mechanism == "sigreg"
 
 

@@ -8,6 +8,7 @@ from openjepa.data.physics import train_videos
 from openjepa.data.transforms import normalize
 from openjepa.methods import METHODS
 from openjepa.methods.vjepa import temporal_crop
+from openjepa.validate import check_config
 
 TINY = ["--data.dataset=physics", "--data.img_size=16", "--data.channels=1", "--model.patch_size=4",
         "--model.dim=32", "--model.depth=1", "--model.heads=2", "--model.pred_dim=16", "--model.pred_depth=1",
@@ -25,9 +26,9 @@ def test_video_config_checks():
     with pytest.raises(ConfigError, match="video.frames"):
         build_config({}, ["--train.method=vjepa", *TINY, "--video.frames=7"])
     with pytest.raises(ConfigError, match="data.dataset"):
-        build_config({}, ["--train.method=vjepa"])  # fashion_mnist is not video
+        check_config(build_config({}, ["--train.method=vjepa"]))  # fashion_mnist is not video
     with pytest.raises(ConfigError, match="data.dataset"):
-        build_config({}, ["--data.dataset=physics"])  # ijepa on videos
+        check_config(build_config({}, ["--data.dataset=physics"]))  # ijepa on videos
     with pytest.raises(ConfigError, match="video.physics_occlusion"):
         build_config({}, ["--train.method=vjepa", *TINY, "--video.physics_occlusion=1.2"])
     with pytest.raises(ConfigError, match="video.physics_kinds"):

@@ -1,6 +1,8 @@
 """OpenJEPA: Joint-Embedding Predictive Architectures that train on a laptop CPU and scale out."""
 
-__version__ = "0.1.0"
+from openjepa.version import __version__
+
+__all__ = ["__version__", "load_encoder"]
 
 
 def load_encoder(path, device="cpu"):

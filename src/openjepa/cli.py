@@ -39,6 +39,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from openjepa.eval.report import write_report
     from openjepa.train.loop import train
     from openjepa.train.run import default_run_dir, find_preset
+    from openjepa.validate import check_config
 
     if args.resume:
         run_dir = Path(args.resume)
@@ -52,7 +53,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not args.config:
             raise ValueError("CONFIG is required (a YAML file or a preset name such as 'smoke'), or use --resume RUN_DIR")
         path = find_preset(args.config)
-        cfg = load_config(path, args.overrides)
+        cfg = check_config(load_config(path, args.overrides))  # a new run: keys it would ignore are refused
         run_dir = Path(args.out) if args.out else default_run_dir(str(path))
         summary = train(cfg, run_dir)
     # pre-empted: exit as the signal would have, after the checkpoint
@@ -119,6 +120,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from openjepa.eval.evaluate import evaluate_run
     from openjepa.train.loop import train
     from openjepa.train.run import find_preset
+    from openjepa.validate import check_config
 
     run_dir = Path(args.out)
     if run_dir.exists() and any(run_dir.iterdir()):
@@ -126,7 +128,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         run_dir = run_dir.with_name(f"{run_dir.name}-{stamp}")
     overrides = [f"--train.steps={args.steps}", f"--train.monitor_every={max(args.steps // 6, 1)}",
                  f"--eval.train_samples={args.eval_samples}", "--eval.test_samples=10000"]
-    cfg = load_config(find_preset("ijepa_vit_cpu"), overrides + list(args.overrides))
+    cfg = check_config(load_config(find_preset("ijepa_vit_cpu"), overrides + list(args.overrides)))
     print(f"OpenJEPA demo: I-JEPA on Fashion-MNIST, {cfg.train.steps} steps of the CPU preset, then a linear probe "
           f"and kNN against the raw-pixel and untrained-encoder baselines.")
     t0 = time.time()

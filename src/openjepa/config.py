@@ -1,9 +1,13 @@
 """Typed run configuration: dataclass defaults -> short YAML -> `--section.key=value` overrides.
 
 A run is described by one `Config` holding one dataclass per section (`data`, `model`, `mask`, `views`,
-`reg`, `optim`, `train`, `eval`). `load_config(path, overrides)` merges the three layers and validates them: an unknown
-section or key raises `ConfigError` naming it (with the closest valid name for typos), and a value of the
-wrong type or out of range raises `ConfigError` naming the key.
+`reg`, `optim`, `train`, `eval`, `video`, `world`). `load_config(path, overrides)` merges the three layers and
+checks what needs no registry: an unknown section or key raises `ConfigError` naming it (with the closest valid
+name for typos), and a value of the wrong type or out of range raises `ConfigError` naming the key.
+
+This module imports no other openjepa module. The checks that need the registries (method, dataset and encoder
+names, the method's default for `reg.ema`, the keys a method cannot honour) are `openjepa.validate.check_config`,
+which every entry point runs on a loaded config.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ def _check(cond: bool, key: str, msg: str) -> None:
 class DataConfig:
     # fashion_mnist | images (a folder of PNG/JPEG or an .npy array, see `path`) | physics (procedural videos,
     # see video.*) | videos (a folder of user videos at `path`, see data/video.py) | synthetic (random pixels, for
-    # speed tests); see train/run.py DATASETS
+    # speed tests) | trajectories (collected env episodes, see data/trajectories.py); see train/run.py DATASETS
     dataset: str = "fashion_mnist"
     path: str | None = None  # dataset location; for fashion_mnist an optional directory searched first
     img_size: int = 28  # images are resized/cropped to img_size x img_size
@@ -43,9 +47,6 @@ class DataConfig:
     skip_bad: bool = False  # skip unreadable image files (counted in a warning) instead of failing
 
     def __post_init__(self) -> None:
-        from openjepa.train.run import DATASETS
-
-        _check(self.dataset in DATASETS, "data.dataset", f"unknown dataset {self.dataset!r}; choose from {sorted(DATASETS)}")
         _check(self.dataset not in ("images", "videos") or bool(self.path), "data.path",
                f"is required when data.dataset={self.dataset!r}")
         _check(self.img_size >= 4, "data.img_size", f"must be >= 4, got {self.img_size}")
@@ -70,14 +71,10 @@ class ModelConfig:
     proj_dim: int = 64  # projector output = the embedding that LeJEPA's invariance and SIGReg terms see
 
     def __post_init__(self) -> None:
-        from openjepa.models import ENCODERS
-
-        _check(self.encoder in ENCODERS, "model.encoder", f"unknown encoder {self.encoder!r}; choose from {sorted(ENCODERS)}")
         for key in ("patch_size", "dim", "depth", "heads", "pred_dim", "pred_depth", "pred_heads", "proj_hidden",
                     "proj_dim"):
             _check(getattr(self, key) >= 1, f"model.{key}", f"must be >= 1, got {getattr(self, key)}")
-        _check(self.dim % self.heads == 0, "model.heads", f"model.dim={self.dim} must be divisible by model.heads={self.heads}")
-        _check(self.pred_dim % self.pred_heads == 0, "model.pred_heads", f"model.pred_dim={self.pred_dim} must be divisible by model.pred_heads={self.pred_heads}")
+        _check(self.encoder == "cnn" or self.dim % self.heads == 0, "model.heads", f"model.dim={self.dim} must be divisible by model.heads={self.heads}")
         _check(self.mlp_ratio > 0, "model.mlp_ratio", f"must be > 0, got {self.mlp_ratio}")
 
 
@@ -203,9 +200,6 @@ class TrainConfig:
     progress: bool = True  # tqdm progress bar
 
     def __post_init__(self) -> None:
-        from openjepa.methods import METHODS
-
-        _check(self.method in METHODS, "train.method", f"unknown method {self.method!r}; choose from {sorted(METHODS)}")
         _check(self.steps >= 1, "train.steps", f"must be >= 1, got {self.steps}")
         _check(self.precision in ("bf16", "fp32"), "train.precision", f"must be 'bf16' or 'fp32', got {self.precision!r}")
         _check(self.loss in ("smooth_l1", "l2"), "train.loss", f"must be 'smooth_l1' or 'l2', got {self.loss!r}")
@@ -268,7 +262,7 @@ class VideoConfig:
     # 2 x 2 merges with GELU between them, still one tubelet per token; model.patch_size a power of two)
     stem: str = "linear"
     physics_videos: int = 2000  # data.dataset=physics: training videos generated in memory
-    physics_frames: int = 32  # frames per generated video (>= frames); data.dataset=videos: clip length cut from user videos
+    physics_frames: int = 32  # data.dataset=physics: frames per generated video (>= frames)
     physics_seed: int = 0  # training videos use seeds physics_seed .. physics_seed + physics_videos - 1
     # share of the training videos built around an occlusion (data/physics.py occlusion_video: balls rolling or
     # thrown behind occluders, bouncing off hidden wall feet, empty scenes); the rest are physics.train_video's mix
@@ -279,14 +273,14 @@ class VideoConfig:
     physics_kinds: tuple[float, float, float, float, float] = (0.3, 0.2, 0.2, 0.2, 0.1)
     # share of the cross and wall occlusion scenes with swapped occluder heights (physics.occlusion_video `swap`)
     physics_swap: float = 0.0
+    clip_frames: int = 32  # data.dataset=videos: frames per clip cut from the user videos (>= frames)
 
     def __post_init__(self) -> None:
         _check(self.tubelet >= 1, "video.tubelet", f"must be >= 1, got {self.tubelet}")
         _check(self.frames >= 2 and self.frames % self.tubelet == 0, "video.frames",
                f"must be >= 2 and divisible by video.tubelet={self.tubelet}, got {self.frames}")
-        _check(0 < self.context_frames < self.frames and self.context_frames % self.tubelet == 0,
-               "video.context_frames", f"must lie in (0, video.frames={self.frames}) and be divisible by "
-               f"video.tubelet={self.tubelet}, got {self.context_frames}")
+        _check(context_frames_error(self.context_frames, self.frames, self.tubelet) is None, "video.context_frames",
+               str(context_frames_error(self.context_frames, self.frames, self.tubelet)))
         _check(self.mask in VIDEO_MASKS, "video.mask", f"must be one of {', '.join(VIDEO_MASKS)}; got {self.mask!r}")
         _check(not self.delta or self.mask in ("future", "next"), "video.delta",
                f"needs video.mask=future or next (a context that ends at a whole slice), got {self.mask!r}")
@@ -304,6 +298,17 @@ class VideoConfig:
         _check(min(self.physics_kinds) >= 0 and sum(self.physics_kinds) > 0, "video.physics_kinds",
                f"must be non-negative with a positive sum, got {list(self.physics_kinds)}")
         _check(0.0 <= self.physics_swap <= 1.0, "video.physics_swap", f"must lie in [0, 1], got {self.physics_swap}")
+        _check(self.clip_frames >= self.frames, "video.clip_frames",
+               f"must be >= video.frames={self.frames}, got {self.clip_frames}")
+
+
+def context_frames_error(context_frames: int, frames: int, tubelet: int) -> str | None:
+    """Why `context_frames` given frames cannot open a clip of `frames` frames cut in tubelets of `tubelet`
+    frames (None when it can): the one rule for video.context_frames and `openjepa surprise --context`."""
+    if 0 < context_frames < frames and context_frames % tubelet == 0:
+        return None
+    return (f"must be a multiple of video.tubelet={tubelet} in (0, video.frames={frames}) (the clip length), "
+            f"got {context_frames}")
 
 
 WORLD_PREDICTORS = ("gru", "transformer")
@@ -362,30 +367,60 @@ class Config:
                f"data.batch_size={self.data.batch_size} must be divisible by train.accum_steps={self.train.accum_steps}")
         _check(self.model.encoder == "cnn" or self.data.img_size % self.model.patch_size == 0, "model.patch_size",
                f"data.img_size={self.data.img_size} must be divisible by model.patch_size={self.model.patch_size}")
+        m = self.model
+        gru = self.train.method == "world_model" and self.world.predictor == "gru"  # a GRU has no heads
+        _check(gru or m.pred_dim % m.pred_heads == 0, "model.pred_heads",
+               f"model.pred_dim={m.pred_dim} must be divisible by model.pred_heads={m.pred_heads}")
         p = self.model.patch_size
         _check(self.video.stem == "linear" or (p >= 2 and p & (p - 1) == 0), "video.stem",
                f"hmlp merges 2 x 2 at a time: model.patch_size must be a power of two >= 2, got {p}")
-        from openjepa.methods import METHODS
-
-        method = METHODS[self.train.method]
-        if self.reg.ema is None:
-            self.reg.ema = method.has_target
-        _check(method.has_target or not self.reg.ema, "reg.ema",
-               f"method {self.train.method!r} has no target encoder; drop reg.ema or set it to false")
-        _check(self.train.method == "ijepa" or self.reg.on == "context", "reg.on",
-               f"only ijepa regularises its predictions; method {self.train.method!r} needs reg.on=context")
-        if self.train.method == "lejepa":
-            _check(self.views.local_size % self.model.patch_size == 0, "views.local_size",
-                   f"views.local_size={self.views.local_size} must be divisible by model.patch_size={self.model.patch_size}")
-
-        video_method = getattr(method, "is_video", False)
-        _check(video_method or self.data.dataset not in ("physics", "videos"), "data.dataset",
-               f"data.dataset={self.data.dataset!r} holds videos; train it with a video method (vjepa, vpixel)")
-        _check(not video_method or self.data.dataset in ("physics", "videos"), "data.dataset",
-               f"method {self.train.method!r} trains on videos: data.dataset must be physics or videos")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _changed(section: Any, key: str) -> bool:
+    """Whether `section.key` differs from its dataclass default (a key a run may leave at its default even
+    where it has no effect)."""
+    f = next(f for f in dataclasses.fields(section) if f.name == key)
+    default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+    return getattr(section, key) != default
+
+
+def is_changed(cfg: Config, key: str) -> bool:
+    """Whether the dotted key ("train.loss") of cfg differs from its dataclass default."""
+    section, name = key.split(".", 1)
+    return _changed(getattr(cfg, section), name)
+
+
+def refuse_changed(cfg: Config, keys: list[str] | tuple[str, ...], why: str) -> None:
+    """ConfigError naming the first of `keys` ("section.key", or "section.*" for all of a section) set away from
+    its default: `why` says who ignores it."""
+    for key in keys:
+        section, name = key.split(".", 1)
+        names = [f.name for f in dataclasses.fields(getattr(cfg, section))] if name == "*" else [name]
+        for n in names:
+            _check(not _changed(getattr(cfg, section), n), f"{section}.{n}", why)
+
+
+def check_unused(cfg: Config) -> None:
+    """Refuse a key set away from its default where another key of the config turns it off (a new run's check,
+    part of `openjepa.validate.check_config`; saved configs are not re-checked)."""
+    d, r, w = cfg.data, cfg.reg, cfg.world
+    _check(not d.path or d.dataset not in ("synthetic", "physics"), "data.path",
+           f"data.dataset={d.dataset!r} is generated, not read: drop data.path")
+    _check(not d.skip_bad or d.dataset == "images", "data.skip_bad",
+           f"only image folders (data.dataset=images) skip unreadable files; got data.dataset={d.dataset!r}")
+    for key in ("var_weight", "cov_weight"):
+        _check("vicreg" in r.kind or not _changed(r, key), f"reg.{key}",
+               f"weighs the VICReg terms, which reg.kind={r.kind!r} does not add; set reg.kind=vicreg")
+    for key in ("sigreg_lambda", "sigreg_directions", "sigreg_points", "sigreg_t_max"):
+        _check("sigreg" in r.kind or not _changed(r, key), f"reg.{key}",
+               f"sets up SIGReg, which reg.kind={r.kind!r} does not add; set reg.kind=sigreg")
+    _check(w.rollout > 0 or not _changed(w, "rollout_weight"), "world.rollout_weight",
+           "weighs the rollout loss, which world.rollout=0 turns off")
+    _check(w.predictor == "transformer" or not _changed(w, "cond"), "world.cond",
+           f"conditions the transformer predictor; world.predictor={w.predictor!r} takes the actions as inputs")
 
 
 SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]

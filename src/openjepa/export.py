@@ -46,7 +46,9 @@ def load_encoder(path: str | Path, device: torch.device | str = "cpu") -> nn.Mod
 
     from openjepa.config import build_config
     from openjepa.methods import METHODS
-    from openjepa.methods.ijepa import build_encoder
+    from openjepa.methods.common import build_encoder
+    from openjepa.methods.vjepa import build_video_encoder
+    from openjepa.validate import resolve_config
 
     folder = Path(path)
     cfg_file, weights = folder / "config.json", folder / "model.safetensors"
@@ -57,13 +59,9 @@ def load_encoder(path: str | Path, device: torch.device | str = "cpu") -> nn.Mod
     info = json.loads(cfg_file.read_text())
     if info.get("format") != FORMAT:
         raise ValueError(f"{cfg_file}: unknown format {info.get('format')!r}, expected {FORMAT!r}")
-    cfg = build_config(info["config"])
-    if getattr(METHODS[cfg.train.method], "is_video", False):  # video world models: tubelet encoder
-        from openjepa.methods.vjepa import build_video_encoder
-
-        encoder = build_video_encoder(cfg)
-    else:
-        encoder = build_encoder(cfg)
+    cfg = resolve_config(build_config(info["config"]))
+    build = build_video_encoder if METHODS[cfg.train.method].is_video else build_encoder  # tubelets or images
+    encoder = build(cfg)
     try:
         tensors = load_file(str(weights))
     except Exception as e:  # re-raised with the file name

@@ -22,6 +22,7 @@ from openjepa.eval.evaluate import evaluate_run
 from openjepa.train.logging import read_metrics
 from openjepa.train.loop import stop_if_unfinished, train
 from openjepa.train.run import find_preset, provenance
+from openjepa.validate import resolve_config
 
 MECHANISMS = {  # row name -> overrides
     "none": ["--reg.ema=false", "--reg.kind=none"],
@@ -63,7 +64,8 @@ def run_collapse(quick: bool, workdir: Path, overrides: list[str], out: Path) ->
     meta = provenance()
     rows, configs, runs = [], {}, {}
     for name, mech in MECHANISMS.items():
-        cfg = load_config(find_preset(preset), ["--train.progress=false"] + budget + mech + list(overrides))
+        overrides_i = ["--train.progress=false"] + budget + mech + list(overrides)
+        cfg = resolve_config(load_config(find_preset(preset), overrides_i))
         configs[name] = cfg.to_dict()
         run_dir = suite_dir / name.replace("+", "_")
         print(f"== bench collapse: {name} ({cfg.train.steps} steps of {preset})")

@@ -28,6 +28,7 @@ from openjepa.methods import METHODS
 from openjepa.train.checkpoint import save_checkpoint
 from openjepa.train.loop import stop_if_unfinished, train
 from openjepa.train.run import find_preset, provenance
+from openjepa.validate import resolve_config
 
 FULL = ["--train.steps=1500", "--train.monitor_every=250", "--eval.train_samples=60000", "--eval.test_samples=10000"]
 QUICK = ["--train.steps=60", "--train.monitor_every=30", "--train.monitor_samples=256",
@@ -66,7 +67,7 @@ def run_images(quick: bool, workdir: Path, overrides: list[str], out: Path) -> d
     meta = provenance()  # taken before training: the code that ran
     rows, warnings, configs = [], [], {}
     for i, (name, (preset, variant)) in enumerate(VARIANTS.items()):
-        cfg = load_config(find_preset(preset), budget + variant)
+        cfg = resolve_config(load_config(find_preset(preset), budget + variant))
         configs[name] = cfg.to_dict()
         print(f"== bench images: training {name} ({cfg.train.steps} steps)")
         t0 = time.time()

@@ -66,6 +66,7 @@ from openjepa.methods import METHODS
 from openjepa.train.checkpoint import load_checkpoint, load_method
 from openjepa.train.loop import config_diff, stop_if_unfinished, train
 from openjepa.train.run import find_preset, provenance
+from openjepa.validate import resolve_config
 
 N_UNTRAINED = 3
 FULL = {"n_quads": 40, "probe_videos": 600, "members": 2, "overrides": []}
@@ -585,7 +586,7 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
         seed0 = load_config(find_preset(preset), extra).train.seed
         specs = []
         for seed in range(seed0, seed0 + budget["members"]):
-            cfg = load_config(find_preset(preset), extra + [f"--train.seed={seed}"])
+            cfg = resolve_config(load_config(find_preset(preset), extra + [f"--train.seed={seed}"]))
             configs.setdefault(name, cfg.to_dict())
             specs.append((cfg, suite_dir / name / f"seed{seed}", f"{name} seed {seed}"))
         t0 = time.time()

@@ -34,6 +34,7 @@ from openjepa.planning.mpc import run_random
 from openjepa.planning.run import energy_landscape, load_world_model, plan_episodes, plot_landscape
 from openjepa.train.loop import stop_if_unfinished, train
 from openjepa.train.run import find_preset, provenance
+from openjepa.validate import resolve_config
 
 # model name -> (env, env overrides of its training data, {layout name: env overrides of the test episodes}).
 # "two_rooms" trains on the PLDM layout (door at row 32) and tests there and on layouts it never saw;
@@ -71,8 +72,8 @@ def run_planning(quick: bool, workdir: Path, overrides: list[str], out: Path) ->
     rows, configs, figures = [], {}, []
     for name, (env_name, data_env, layouts) in MODELS.items():
         data = suite_dir / f"data_{name}"
-        cfg = load_config(find_preset(f"world_model_{env_name}"),
-                          [f"--data.path={data}", "--train.progress=false"] + b["train"] + list(overrides))
+        cfg = resolve_config(load_config(find_preset(f"world_model_{env_name}"),
+                                         [f"--data.path={data}", "--train.progress=false", *b["train"], *overrides]))
         steps = (cfg.world.frames - 1) * cfg.world.frameskip  # env steps per episode: one training window
         t0 = time.time()
         collect(env_name, b["episodes_data"], steps, data, seed=0, env_kwargs=env_kwargs(env_name, data_env),

@@ -37,6 +37,7 @@ from openjepa.train.distributed import shard
 from openjepa.train.loop import to_float, train
 from openjepa.train.optim import build_optimizer
 from openjepa.train.run import find_preset, load_train_data, provenance, select_device
+from openjepa.validate import resolve_config
 
 # (row name, preset, device kind, overrides)
 CONFIGS = [
@@ -92,7 +93,7 @@ def step_flops(method: torch.nn.Module, batches: list[dict[str, torch.Tensor]], 
     in the rows, and masks are drawn per global batch), so the fp32 count fits where the bf16 run does."""
     total = 0
     for batch in batches:
-        dims = getattr(method, "batch_dims", {})
+        dims = method.batch_dims
         rows = next((batch[k].shape[a] for k, a in dims.items() if k in batch), 0)
         parts = 1
         while rows > max_rows and rows % 2 == 0:
@@ -208,7 +209,7 @@ def run_throughput(quick: bool, workdir: Path, overrides: list[str], out: Path, 
                     w = load_config(find_preset(preset)).world
                     collect("two_rooms", 256, (w.frames - 1) * w.frameskip, traj, seed=0, progress=False)
                 extra = [e.replace("{trajectories}", str(traj)) for e in extra]
-            cfg = load_config(find_preset(preset), extra + budget + list(overrides))
+            cfg = resolve_config(load_config(find_preset(preset), [*extra, *budget, *overrides]))
             cfgs[f"{name}/{dtype}"] = cfg.to_dict()
             device = select_device(cfg.train.device)
             print(f"== bench throughput: {name} {dtype} on {device} ({warmup} + {timed} steps)", flush=True)

@@ -27,6 +27,7 @@ from openjepa.eval.report import write_report
 from openjepa.methods import METHODS
 from openjepa.train.checkpoint import load_method, resolve_checkpoint
 from openjepa.train.run import provenance, select_device
+from openjepa.validate import resolve_config
 
 PANEL_SAMPLES = 4096  # test embeddings used for the collapse panel
 
@@ -77,10 +78,10 @@ def evaluate_run(target: str | Path, baselines: bool, overrides: list[str], prog
     When `target` is a run directory, eval.json, embedding.npz and report.html are written there."""
     ckpt = resolve_checkpoint(target)
     method, cfg, state = load_method(ckpt)
-    if getattr(method, "is_video", False):
+    if method.is_video:
         raise ValueError(f"{ckpt} is a video world model ({cfg.train.method}); `openjepa eval` probes image "
                          f"encoders on Fashion-MNIST. Use `openjepa surprise` or `openjepa bench physics`")
-    cfg = build_config(cfg.to_dict(), overrides)  # eval.* overrides
+    cfg = resolve_config(build_config(cfg.to_dict(), overrides))  # eval.* overrides
     device = select_device(cfg.train.device)
     split = eval_split(cfg.eval, cfg.data.path if cfg.data.dataset == "fashion_mnist" else None,
                        cfg.data.img_size, cfg.data.channels)

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from openjepa.config import context_frames_error
 from openjepa.data.transforms import normalize
 from openjepa.data.video import pad_frames
 from openjepa.eval.features import autocast
@@ -75,9 +76,9 @@ def video_surprise(method, x: torch.Tensor, context: int | None = None, stride: 
     cfg = method.cfg
     W, t = cfg.video.frames, cfg.video.tubelet
     C = cfg.video.context_frames if context is None else int(context)
-    if not (0 < C < W and C % t == 0):
-        raise ValueError(f"--context must be a multiple of the tubelet ({t}) in (0, {W}) (the model's clip "
-                         f"length), got {C}")
+    err = context_frames_error(C, W, t)
+    if err:
+        raise ValueError(f"--context {err}")
     stride = t if stride is None else stride
     T = x.shape[1]
     xp = pad_frames(x, W)
@@ -155,7 +156,7 @@ def score_videos(checkpoint: str | Path | list[str | Path], videos: list[str], c
     members = []
     for ckpt in checkpoint if isinstance(checkpoint, (list, tuple)) else [checkpoint]:
         m, c, _ = load_method(ckpt, device)
-        if not hasattr(m, "future_error"):
+        if not m.is_video:
             raise ValueError(f"{ckpt}: method {c.train.method!r} is not a video world model (vjepa, vpixel)")
         members.append(m)
     method = members[0] if len(members) == 1 else Ensemble(members)

@@ -1,13 +1,6 @@
-"""Training methods. Each is a small nn.Module with
-
-    collate(x, generator) -> batch            CPU-side augmentation (crops, views) and masks; x (B, C, H, W)
-                                              normalised, un-augmented images
-    has_target                                whether a target encoder exists (reg.ema may be true)
-    step(batch) -> (loss, logs)               forward + objective
-    on_step_end(step, total) -> logs          e.g. the EMA update
-    eval_encoder() -> nn.Module               the encoder to probe / export
-
-and no training loop of its own (see openjepa.train.loop).
+"""Training methods: `METHODS` maps a train.method name to its class. Each satisfies `openjepa.methods.base.Method`
+(collate, step, on_step_end, eval_encoder, check and the capability flags has_target, is_video, has_actions,
+batch_dims) and owns no training loop (see openjepa.train.loop). Shared parts: `openjepa.methods.common`.
 """
 
 from openjepa.methods.ijepa import IJEPA
@@ -22,5 +15,5 @@ METHODS = {
     "mae": MAE,
     "vjepa": VJEPA,  # video (is_video): data.dataset physics or videos
     "vpixel": VPixel,
-    "world_model": WorldModel,  # action-conditioned latent dynamics on trajectories (data.dataset=trajectories)
+    "world_model": WorldModel,  # action-conditioned latent dynamics (has_actions): data.dataset=trajectories
 }

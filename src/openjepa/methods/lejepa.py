@@ -20,9 +20,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from openjepa.config import Config
+from openjepa.config import Config, ConfigError, refuse_changed
 from openjepa.data.transforms import random_resized_crop
-from openjepa.methods.ijepa import add_regulariser, build_encoder, step_seed
+from openjepa.methods.base import BaseMethod
+from openjepa.methods.common import IMAGE_ONLY, add_regulariser, build_encoder, check_token_encoder, step_seed
 
 
 class Projector(nn.Module):
@@ -38,9 +39,22 @@ class Projector(nn.Module):
         return self.net(h)
 
 
-class LeJEPA(nn.Module):
-    has_target = False  # one encoder; the targets (the global views' centre) carry gradients
-    batch_dims = {"global": 1, "local": 1}  # batch axis of each collated tensor (sharding, micro-batches)
+class LeJEPA(BaseMethod):
+    """One encoder, no target encoder: the targets (the global views' centre) carry gradients."""
+    batch_dims = {"global": 1, "local": 1}
+
+    @classmethod
+    def check(cls, cfg: Config) -> None:
+        refuse_changed(cfg, ("train.loss",), "lejepa's invariance term is always a squared distance")
+        refuse_changed(cfg, IMAGE_ONLY + ("mask.*", "model.pred_dim", "model.pred_depth", "model.pred_heads"),
+                       "lejepa has no masks and no predictor")
+        check_token_encoder(cfg, "lejepa")
+        m = cfg.model
+        if cfg.views.local_views and cfg.views.local_size % m.patch_size:
+            raise ConfigError(f"views.local_size: views.local_size={cfg.views.local_size} must be divisible by "
+                              f"model.patch_size={m.patch_size}")
+        refuse_changed(cfg, () if cfg.views.local_views else ("views.local_size", "views.local_scale"),
+                       "views.local_views=0: no local crops")
 
     def __init__(self, cfg: Config):
         super().__init__()
@@ -72,9 +86,6 @@ class LeJEPA(nn.Module):
         inv = (e - centre).pow(2).mean()
         loss, logs = add_regulariser(inv, e, self.cfg.reg, int(batch["seed"]))
         return loss, {"pred_loss": inv.item(), "views": float(e.shape[0])} | logs
-
-    def on_step_end(self, step: int, total: int) -> dict[str, float]:
-        return {}
 
     def eval_encoder(self) -> nn.Module:
         """The encoder to evaluate and export (the projector is training-only, as in LeJEPA)."""

@@ -8,7 +8,7 @@ changes from target-encoder tokens to per-patch-normalised pixels (MAE's norm_pi
     predictor(z, ctx_idx, tgt_idx)                     -> (B, M, Kt, C*p*p)  vs  x_tgt, MSE in fp32
 Differences from I-JEPA: no EMA target encoder (the target is a fixed function of the pixels), so
 `eval_encoder()` is the online encoder and `on_step_end` does nothing; the loss is always MSE
-(`train.loss` is ignored). Differences from the original MAE: block masks instead of 75% random patches, the
+(setting `train.loss` is refused). Differences from the original MAE: block masks instead of 75% random patches, the
 loss covers only the M target blocks (not every non-visible patch), and the pixel decoder is I-JEPA's
 predictor (mask tokens of different blocks do not see each other). `reg.kind` applies as in I-JEPA.
 """
@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-from openjepa.config import Config
-from openjepa.methods.ijepa import add_regulariser, build_encoder, build_masker, build_predictor, masked_batch
+from openjepa.config import Config, refuse_changed
+from openjepa.methods.base import BaseMethod
+from openjepa.methods.common import (IMAGE_ONLY, add_regulariser, build_encoder, build_masker, build_predictor,
+                                     check_token_encoder, masked_batch)
 from openjepa.models.vit import gather_tokens, patchify
 
 
@@ -41,9 +41,16 @@ def pixel_loss(pred: torch.Tensor, x: torch.Tensor, tgt_idx: torch.Tensor, patch
     return F.mse_loss(pred.float(), target)
 
 
-class MAE(nn.Module):
-    has_target = False  # the target is a fixed function of the pixels
-    batch_dims = {"x": 0, "ctx_idx": 0, "tgt_idx": 0}  # batch axis of each collated tensor (sharding, micro-batches)
+class MAE(BaseMethod):
+    """No target encoder: the target is a fixed function of the pixels."""
+    batch_dims = {"x": 0, "ctx_idx": 0, "tgt_idx": 0}
+
+    @classmethod
+    def check(cls, cfg: Config) -> None:
+        refuse_changed(cfg, ("train.loss",), "mae's loss is always MSE on normalised pixels")
+        refuse_changed(cfg, IMAGE_ONLY + ("model.proj_hidden", "model.proj_dim", "views.*"),
+                       "mae has no projector and no multi-view crops")
+        check_token_encoder(cfg, "mae")
 
     def __init__(self, cfg: Config):
         super().__init__()
@@ -65,10 +72,3 @@ class MAE(nn.Module):
         logs = {"pred_loss": pred_loss.item(), "ctx_tokens": float(ctx_idx.shape[1]), "tgt_tokens": float(M * Kt)}
         loss, reg_logs = add_regulariser(pred_loss, z.float().mean(1), self.cfg.reg, int(batch["seed"]))
         return loss, logs | reg_logs
-
-    def on_step_end(self, step: int, total: int) -> dict[str, float]:
-        return {}
-
-    def eval_encoder(self) -> nn.Module:
-        """The encoder to evaluate and export: the online encoder (MAE has no target encoder)."""
-        return self.encoder

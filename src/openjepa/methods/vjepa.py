@@ -22,16 +22,14 @@ eval/surprise.py (latent for VJEPA, pixels for VPixel).
 
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from openjepa.config import Config
+from openjepa.config import Config, ConfigError, context_frames_error, refuse_changed
 from openjepa.masking.tubes import TubeMasker, future_masks, next_masks
-from openjepa.methods.ijepa import add_regulariser, prediction_loss, step_seed
-from openjepa.models.ema import ema_step
+from openjepa.methods.base import BaseMethod, TargetEncoder
+from openjepa.methods.common import add_regulariser, prediction_loss, step_seed
 from openjepa.models.video import CausalPredictor, VideoTransformer, patchify3d
 from openjepa.models.vit import gather_tokens
 
@@ -57,10 +55,30 @@ def temporal_crop(x: torch.Tensor, frames: int, generator: torch.Generator, flip
     return out
 
 
-class _VideoMethod(nn.Module):
+class _VideoMethod(BaseMethod):
     """What VJEPA and VPixel share: encoder, masks, collate."""
     is_video = True
     batch_dims = {"x": 0, "ctx_idx": 0, "tgt_idx": 0}
+
+    @classmethod
+    def check(cls, cfg: Config) -> None:
+        name = cfg.train.method
+        refuse_changed(cfg, ("model.encoder",), f"{name} always encodes tubelets with a video transformer")
+        refuse_changed(cfg, ("views.*", "world.*", "model.proj_hidden", "model.proj_dim"),
+                       f"{name} has no projector, no multi-view crops and no actions")
+        refuse_changed(cfg, ("data.crop_scale",), f"{name} crops clips in time only (video.frames)")
+        refuse_changed(cfg, ("eval.*",), f"`openjepa eval` probes image encoders; score {name} with "
+                                         "`openjepa surprise` or `openjepa bench physics`")
+        v = cfg.video
+        if v.mask not in ("tube", "mixed"):
+            refuse_changed(cfg, ("mask.*",), f"the block masks are drawn only with video.mask=tube or mixed, "
+                                             f"not {v.mask!r}")
+        if cfg.data.dataset != "physics":
+            refuse_changed(cfg, ("video.physics_videos", "video.physics_frames", "video.physics_seed",
+                                 "video.physics_occlusion", "video.physics_ball_scale", "video.physics_kinds",
+                                 "video.physics_swap"), "generates the procedural videos of data.dataset=physics")
+        if cfg.data.dataset != "videos":
+            refuse_changed(cfg, ("video.clip_frames",), "cuts the user videos of data.dataset=videos")
 
     def _with_regulariser(self, pred_loss: torch.Tensor, z: torch.Tensor, batch: dict[str, torch.Tensor]
                           ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -102,8 +120,9 @@ class _VideoMethod(nn.Module):
         """Masks predicting every token after the first context_frames of clips x: (ctx_idx, tgt_idx (B, 1, Kt));
         with video.mask=next each later slice is predicted from every slice before it (teacher forcing)."""
         t = self.cfg.video.tubelet
-        if context_frames % t:
-            raise ValueError(f"context_frames={context_frames} must be a multiple of the tubelet ({t})")
+        err = context_frames_error(context_frames, x.shape[2], t)
+        if err:
+            raise ValueError(f"context_frames {err}")
         grid = (x.shape[2] // t, *self.grid[1:])
         masks = next_masks if self.causal else future_masks
         ctx_idx, tgt_idx = masks(x.shape[0], grid, context_frames // t)
@@ -155,13 +174,11 @@ class _VideoMethod(nn.Module):
         return tgt_idx % hw + last * hw
 
 
-class VJEPA(_VideoMethod):
-    has_target = True
-
+class VJEPA(TargetEncoder, _VideoMethod):
     def __init__(self, cfg: Config):
         super().__init__()
         self._build(cfg, out_dim=None)
-        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False) if cfg.reg.ema else None
+        self._init_target(cfg)
 
     def _targets(self, x: torch.Tensor, tgt_idx: torch.Tensor, base_idx: torch.Tensor | None = None):
         """Target tokens at tgt_idx (B, M, Kt, D); with base_idx also the tokens at base_idx (video.delta)."""
@@ -194,9 +211,8 @@ class VJEPA(_VideoMethod):
     def copy_guess(self, x: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
         """"Nothing moves" in latent space, (B, M, Kt, D). Future masks: the target tokens of the clip frozen at its
         last context frame (that frame repeated over the predicted frames), so the guess carries each slice's own
-        time position code and a predictor can only beat it by predicting motion. (Copying the last context
-        slice's tokens instead is beaten by merely learning the time code: a 160-step model that had learnt no
-        motion scored .82 against it.) Next masks: the target token at the same position of the previous slice."""
+        time position code and a predictor can only beat it by predicting motion (copying the last context
+        slice's tokens instead is beaten by merely learning the time code). Next masks: the target token at the same position of the previous slice."""
         if self.causal:
             return self._targets(x, tgt_idx, self._base_index(tgt_idx, ctx_idx))[1]
         t = self.cfg.video.tubelet
@@ -212,17 +228,14 @@ class VJEPA(_VideoMethod):
         """The prediction objective (train.loss on target-encoder tokens)."""
         return prediction_loss(pred, tgt, self.cfg.train.loss)
 
-    def on_step_end(self, step: int, total: int) -> dict[str, float]:
-        o = self.cfg.optim
-        return ema_step(self.target_encoder, self.encoder, step, total, o.ema_start, o.ema_end)
-
-    def eval_encoder(self) -> nn.Module:
-        """The EMA target encoder (as in V-JEPA), else the online one."""
-        return self.target_encoder if self.target_encoder is not None else self.encoder
 
 
 class VPixel(_VideoMethod):
-    has_target = False
+    @classmethod
+    def check(cls, cfg: Config) -> None:
+        super().check(cfg)
+        refuse_changed(cfg, ("train.loss",), "vpixel's loss is always MSE on pixels")
+        refuse_changed(cfg, ("video.target",), "vpixel regresses pixels, not target-encoder tokens")
 
     def __init__(self, cfg: Config):
         super().__init__()
@@ -263,9 +276,3 @@ class VPixel(_VideoMethod):
     def loss(self, pred: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
         """The prediction objective: MSE on pixels."""
         return F.mse_loss(pred.float(), tgt.float())
-
-    def on_step_end(self, step: int, total: int) -> dict[str, float]:
-        return {}
-
-    def eval_encoder(self) -> nn.Module:
-        return self.encoder

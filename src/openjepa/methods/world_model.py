@@ -28,16 +28,14 @@ whole path through Two-Rooms' door instead of ~39 px of it.
 
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from openjepa.config import Config
-from openjepa.methods.ijepa import add_regulariser, build_encoder, step_seed
+from openjepa.config import Config, refuse_changed
+from openjepa.methods.base import TargetEncoder
+from openjepa.methods.common import add_regulariser, build_encoder, step_seed
 from openjepa.models.action_predictor import PREDICTORS, InverseDynamics, idm_loss
-from openjepa.models.ema import ema_step
 
 
 def encode_frames(encoder: nn.Module, obs: torch.Tensor) -> torch.Tensor:
@@ -48,16 +46,33 @@ def encode_frames(encoder: nn.Module, obs: torch.Tensor) -> torch.Tensor:
     return encoder(obs.flatten(0, 1)).mean(1).view(B, T, -1)
 
 
-class WorldModel(nn.Module):
-    has_target = True  # reg.ema may keep an EMA target encoder (the preset uses PLDM's recipe: none)
+class WorldModel(TargetEncoder):
+    """reg.ema may keep an EMA target encoder (the presets use PLDM's recipe: none)."""
+    has_actions = True
     batch_dims = {"obs": 0, "a": 0}
+
+    @classmethod
+    def check(cls, cfg: Config) -> None:
+        refuse_changed(cfg, ("train.loss",), "world_model's prediction losses are always MSE")
+        refuse_changed(cfg, ("video.*", "mask.*", "views.*", "model.proj_hidden", "model.proj_dim"),
+                       "world_model has no video clips, no masks, no multi-view crops and no projector")
+        refuse_changed(cfg, ("data.crop_scale", "data.flip"), "world_model trains on whole observations (flips "
+                                                              "would contradict the actions)")
+        if cfg.model.encoder == "cnn":
+            refuse_changed(cfg, ("model.patch_size", "model.heads"), "the cnn encoder has no patches and no heads")
+        if cfg.world.predictor == "gru":
+            refuse_changed(cfg, ("model.pred_heads",), "the gru predictor has no heads")
+        if cfg.model.encoder == "cnn" and cfg.world.predictor == "gru":
+            refuse_changed(cfg, ("model.mlp_ratio",), "neither the cnn encoder nor the gru predictor has an MLP")
+        if cfg.reg.ema:
+            refuse_changed(cfg, ("world.target_stopgrad",), "the EMA target (reg.ema) is always under stop-grad")
 
     def __init__(self, cfg: Config):
         super().__init__()
         self.cfg = cfg
         w, m = cfg.world, cfg.model
         self.encoder = build_encoder(cfg)
-        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False) if cfg.reg.ema else None
+        self._init_target(cfg)
         self.predictor = PREDICTORS[w.predictor](m.dim, w.action_dim * w.frameskip, pred_dim=m.pred_dim,
                                                  depth=m.pred_depth, heads=m.pred_heads, max_frames=w.frames,
                                                  cond=w.cond, mlp_ratio=m.mlp_ratio)
@@ -125,13 +140,6 @@ class WorldModel(nn.Module):
         loss, reg_logs = add_regulariser(loss, s.transpose(0, 1), self.cfg.reg, int(batch["seed"]))  # (F, B, D)
         logs["latent_std"] = s.float().std(0).mean().item()
         return loss, logs | reg_logs
-
-    def on_step_end(self, step: int, total: int) -> dict[str, float]:
-        o = self.cfg.optim
-        return ema_step(self.target_encoder, self.encoder, step, total, o.ema_start, o.ema_end)
-
-    def eval_encoder(self) -> nn.Module:
-        return self.target_encoder if self.target_encoder is not None else self.encoder
 
     # --- planning interface ------------------------------------------------------------------------------
     @torch.no_grad()

@@ -38,7 +38,7 @@ def load_world_model(checkpoint: str | Path):
     if path.is_dir() and (path / "checkpoints" / "last.pt").is_file():
         path = path / "checkpoints" / "last.pt"  # a run's best.pt follows the online RankMe, not planning success
     model, cfg, _ = load_method(path)
-    if not hasattr(model, "imagine"):
+    if not model.has_actions:
         raise ValueError(f"{checkpoint} holds a {cfg.train.method!r} model; planning needs a world_model checkpoint")
     return model, cfg
 
@@ -74,7 +74,7 @@ def plan_episodes(checkpoint, env_name: str = "two_rooms", overrides=(), planner
     out = {"env": env_name, "planner": planner, "episodes": episodes, "success_rate": float(np.mean(success)),
            "mean_final_distance": float(np.mean(dist)), "seconds_per_step": round(float(sps), 4),
            "seconds_per_replan": round(float(np.mean([r.seconds_per_replan for r in results])), 4),
-           "horizon": horizon, "action_repeat": getattr(model, "action_repeat", 1), "samples": samples,
+           "horizon": horizon, "action_repeat": model.action_repeat, "samples": samples,
            "iters": iters, "replan_every": replan_every, "cost": cost, "parallel": batch,
            "env_overrides": list(overrides), "seed": seed}
     if picture:
@@ -133,7 +133,7 @@ def energy_landscape(model, env, seed: int, horizon: int = 8, grid: int = 21, co
     sg = model.encode_goal(obs_tensor([env.goal_obs()]))
     c = latent_cost(model, s0, sg, cost)(acts.contiguous()).view(grid, grid).numpy()
     true = np.zeros((grid, grid))
-    repeat = getattr(model, "action_repeat", 1)  # env steps per planned action
+    repeat = model.action_repeat  # env steps per planned action
     for i in range(grid):
         for j in range(grid):
             env.reset(seed=seed)

@@ -155,10 +155,11 @@ def load_method(path: str | Path, device: torch.device | str = "cpu"):
     """Rebuild a trained method from a checkpoint file or run directory -> (method in eval mode, Config, state)."""
     from openjepa.config import build_config
     from openjepa.methods import METHODS
+    from openjepa.validate import resolve_config
 
     ckpt = resolve_checkpoint(path)
     state = load_checkpoint(ckpt)
-    cfg = build_config(state["config"])
+    cfg = resolve_config(build_config(state["config"]))
     method = METHODS[cfg.train.method](cfg)
     method.load_state_dict(state["model"])
     return method.to(device).eval(), cfg, state

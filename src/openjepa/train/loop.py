@@ -42,6 +42,7 @@ from openjepa.train.distributed import (all_reduce_grads, any_rank, barrier, bro
 from openjepa.train.logging import MetricsLogger
 from openjepa.train.optim import apply_schedules, build_optimizer
 from openjepa.train.run import load_train_data, provenance, select_device
+from openjepa.validate import resolve_config
 
 
 def to_float(batch: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor | dict[str, torch.Tensor]:
@@ -167,6 +168,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
 
     resume: continue from the newest valid checkpoint; a different config is refused unless `force`.
     train.threads sets torch's threads for the run only: the caller's count is back when train returns or raises."""
+    resolve_config(cfg)  # names, reg.ema default (`openjepa train` also refuses ignored keys: check_config)
     threads = torch.get_num_threads()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
@@ -367,7 +369,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, log, force: bool) -> dict[s
                 if (ddp.main or fsdp) and tc.monitor_every and (done % tc.monitor_every == 0 or done == tc.steps):
                     # under FSDP every rank runs the encoder (its forward gathers shards); rank 0 reports
                     panel = monitor.run(method.eval_encoder(), device, tc.precision)
-                    gain = monitor.copy_last_gain(method, device, tc.precision) if hasattr(method, "copy_last_gain") \
+                    gain = monitor.copy_last_gain(method, device, tc.precision) if method.is_video \
                         else None
                     if gain is not None:
                         panel["copy_last_gain"] = gain

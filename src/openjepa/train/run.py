@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from openjepa import __version__
+from openjepa.version import __version__
 from openjepa.config import Config
 from openjepa.data.fashion_mnist import load_fashion_mnist
 from openjepa.data.image_files import load_images
@@ -104,11 +104,11 @@ def physics_videos(cfg: Config) -> tuple[torch.Tensor, None]:
 
 
 def video_folder(cfg: Config) -> tuple[torch.Tensor, None]:
-    """User videos under data.path (data/video.py), cut into clips of video.physics_frames frames."""
+    """User videos under data.path (data/video.py), cut into clips of video.clip_frames frames."""
     from openjepa.data.video import load_video_clips
 
     d = cfg.data
-    return load_video_clips(d.path, d.img_size, d.channels, cfg.video.physics_frames), None
+    return load_video_clips(d.path, d.img_size, d.channels, cfg.video.clip_frames), None
 
 
 def trajectories(cfg: Config) -> tuple[dict[str, torch.Tensor], None]:
@@ -138,6 +138,7 @@ DATASETS = {
     "videos": video_folder,
     "trajectories": trajectories,
 }
+VIDEO_DATASETS = ("physics", "videos")  # datasets of clips (N, C, T, H, W), for the video methods (is_video)
 
 
 def load_train_data(cfg: Config):
