@@ -3,6 +3,7 @@
 
 from openjepa.bench.collapse import run_collapse
 from openjepa.bench.images import run_images
+from openjepa.bench.input import run_input
 from openjepa.bench.physics import run_physics
 from openjepa.bench.planning import run_planning
 from openjepa.bench.throughput import run_throughput
@@ -13,4 +14,5 @@ SUITES = {
     "throughput": run_throughput,
     "physics": run_physics,
     "planning": run_planning,
+    "input": run_input,
 }
