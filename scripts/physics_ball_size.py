@@ -14,7 +14,7 @@ import argparse
 
 import numpy as np
 
-from openjepa.bench.physics import quad_outcomes, surprise_table
+from openjepa.bench.physics_scoring import quad_outcomes, surprise_table
 from openjepa.data.physics import PROPERTIES, TEST_SEED, make_quadruplet
 from openjepa.eval.surprise import Ensemble
 from openjepa.train.checkpoint import load_method

@@ -3,10 +3,10 @@
     python scripts/physics_compare.py RESULT.json [RESULT.json ...] [--a jepa] [--b pixel] [--merge]
 
 Per property: each model's relative accuracy averaged over the files, the difference and its 95% bootstrap
-interval over the test quadruplets (openjepa.bench.physics.compare). Files scored on different numbers of
+interval over the test quadruplets (openjepa.bench.physics_scoring.compare). Files scored on different numbers of
 quadruplets are compared on the quadruplets they share (the first n test seeds).
 --merge: treat the files' ensembles as one larger ensemble per model (its surprise is the mean of all their
-members'; openjepa.bench.physics.merge_results) and compare those. Its training cost is the sum of the files',
+members'; openjepa.bench.physics_scoring.merge_results) and compare those. Its training cost is the sum of the files',
 over the benchmark's budget: it answers "would more members help", not the benchmark's question.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from openjepa.bench.physics import compare, merge_results
+from openjepa.bench.physics_scoring import compare, merge_results
 
 
 def main() -> None:

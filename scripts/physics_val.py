@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from openjepa.bench.physics import QUICK, score_property
+from openjepa.bench.physics import QUICK
+from openjepa.bench.physics_scoring import score_property
 from openjepa.config import load_config
-from openjepa.data.transforms import normalize
 from openjepa.data.physics import PROPERTIES, TEST_SEED, test_quadruplets
+from openjepa.data.transforms import normalize
 from openjepa.data.video import pad_frames
 from openjepa.eval.surprise import window_starts
 from openjepa.methods import METHODS

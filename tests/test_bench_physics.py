@@ -1,4 +1,5 @@
-"""`openjepa bench physics` output contract on a tiny budget, and the scoring functions."""
+"""`openjepa bench physics` output contract on a tiny budget, its scoring and probe functions, and the training of
+its members (bench.physics, physics_scoring, physics_probes, physics_members)."""
 
 import json
 from types import SimpleNamespace
@@ -8,8 +9,9 @@ import pytest
 import torch
 
 import openjepa.bench.physics as bp
+from openjepa.bench import physics_members, physics_probes, physics_scoring
 from openjepa.cli import main
-from openjepa.data.physics import TEST_SEED
+from openjepa.data.physics import PROPERTIES, TEST_SEED
 
 TINY = {"n_quads": 1, "probe_videos": 10, "members": 2,
         "overrides": ["--data.img_size=16", "--data.channels=1", "--data.batch_size=8", "--model.patch_size=4",
@@ -20,16 +22,16 @@ TINY = {"n_quads": 1, "probe_videos": 10, "members": 2,
 
 
 def test_scores():
-    assert bp.auroc([0.0, 1.0], [2.0, 3.0]) == 1.0
-    assert bp.auroc([1.0], [1.0]) == 0.5
-    s = bp.score_property([(1, 1, 2, 2), (1, 1, 0.5, 0.5), (1, 2, 1, 2)])
+    assert physics_scoring.auroc([0.0, 1.0], [2.0, 3.0]) == 1.0
+    assert physics_scoring.auroc([1.0], [1.0]) == 0.5
+    s = physics_scoring.score_property([(1, 1, 2, 2), (1, 1, 0.5, 0.5), (1, 2, 1, 2)])
     assert s["relative_accuracy"] == pytest.approx(0.5)  # right, wrong, tie
     # a rounding-level difference is a tie, not a decision
-    assert bp.score_property([(0.1, 0.2, 0.2, 0.1 + 1e-12)])["relative_accuracy"] == 0.5
+    assert physics_scoring.score_property([(0.1, 0.2, 0.2, 0.1 + 1e-12)])["relative_accuracy"] == 0.5
     z = torch.randn(200, 5)
     y = z[:, :2] * 3 + 1
-    assert bp.ridge_r2(z, y, 150) > 0.99
-    assert bp.ridge_r2(torch.randn(200, 5), y, 150) < 0.2
+    assert physics_probes.ridge_r2(z, y, 150) > 0.99
+    assert physics_probes.ridge_r2(torch.randn(200, 5), y, 150) < 0.2
 
 
 def test_suite_rows(tmp_path, monkeypatch, capsys):
@@ -41,7 +43,7 @@ def test_suite_rows(tmp_path, monkeypatch, capsys):
     rows = result["rows"]
     assert {(r["model"], r["property"]) for r in rows} == {(m, p) for m in ("jepa", "pixel", "untrained",
                                                                                  "copy_last")
-                                                           for p in bp.PROPERTIES}
+                                                           for p in PROPERTIES}
     for r in rows:
         assert {"model", "property", "relative_accuracy", "auroc"} <= set(r)
         assert 0 <= r["relative_accuracy"] <= 1 and 0 <= r["auroc"] <= 1
@@ -51,8 +53,8 @@ def test_suite_rows(tmp_path, monkeypatch, capsys):
             assert set(r["failures"]) <= set(range(TEST_SEED, TEST_SEED + TINY["n_quads"]))
     assert {(r["model"], r["probe"]) for r in result["probe_rows"]} == {
         (m, p) for m in ("raw_pixels", "jepa", "pixel", "untrained") for p in ("position", "velocity")}
-    assert len(result["figures"]) == len(bp.PROPERTIES)
-    assert set(result["jepa_vs_pixel"]) == set(bp.PROPERTIES)
+    assert len(result["figures"]) == len(PROPERTIES)
+    assert set(result["jepa_vs_pixel"]) == set(PROPERTIES)
     for r in rows:
         if r["model"] in ("jepa", "pixel"):  # an ensemble of two members trained with seeds 0 and 1
             assert len(r["per_member"]) == len(r["checkpoints"]) == 2 and r["checkpoints"][0].endswith(
@@ -102,7 +104,7 @@ def test_copy_last_scores_a_still_video_zero_and_motion_positive():
     still = torch.ones(1, 1, 8, 16, 16)
     moving = still.clone()
     moving[:, :, 6:, :4, :4] = -1
-    m = bp.CopyLast(cfg)
+    m = physics_scoring.CopyLast(cfg)
     assert torch.equal(m.future_error(still, 4), torch.zeros(1, 2))
     err = m.future_error(moving, 4)
     assert err[0, 0] == 0 and err[0, 1] > 0
@@ -115,10 +117,10 @@ def test_excess_peak_offset_finds_the_violation():
     c = {"per_frame": [None, None] + [1.0] * 5 + [3.0] + [1.0] * 4}  # C's extra surprise at frame 7
     d = {"per_frame": [None, None] + [1.0] * 5 + [0.5] + [1.0] * 2 + [2.0, 1.0]}  # D's less at 7, more at 10
     row = [a, b, c, d]
-    ex = bp.excess_curve(row)
+    ex = physics_scoring.excess_curve(row)
     assert ex[:2] == [None, None] and ex[7] == 1.5 and ex[10] == 1.0 and ex[3] == 0.0
-    assert bp.excess_peak_offsets([row], [SimpleNamespace(violation=7)]) == [0]
-    assert bp.excess_peak_offsets([row], [SimpleNamespace(violation=5)]) == [2]
+    assert physics_scoring.excess_peak_offsets([row], [SimpleNamespace(violation=7)]) == [0]
+    assert physics_scoring.excess_peak_offsets([row], [SimpleNamespace(violation=5)]) == [2]
 
 
 def test_plot_surprise_with_excess_panel(tmp_path):
@@ -139,13 +141,13 @@ def test_evaluate_model_lists_failed_quadruplets(monkeypatch):
     def table(method, qs, device):
         return [[{"surprise_mean": v, "surprise_max": v, "per_frame": [None, v, v, v, v]} for v in means[q.seed]]
                 for q in qs]
-    monkeypatch.setattr(bp, "surprise_table", table)
-    res, _ = bp.evaluate_model(None, quads, "cpu")
+    monkeypatch.setattr(physics_scoring, "surprise_table", table)
+    res, _ = physics_scoring.evaluate_model(None, quads, "cpu")
     assert res["gravity"]["failures"] == [12, 13, 14]
     assert res["gravity"]["quad_scores"] == [list(means[s]) for s in (11, 12, 13, 14)]
     assert res["gravity"]["relative_accuracy"] == pytest.approx(0.5)
     # the stored scores give back the same outcomes (what compare() and physics_compare.py rely on)
-    assert bp.quad_outcomes(res["gravity"]["quad_scores"]).mean() == pytest.approx(0.5)
+    assert physics_scoring.quad_outcomes(res["gravity"]["quad_scores"]).mean() == pytest.approx(0.5)
 
 
 def test_compare_pairs_quadruplets_across_results():
@@ -156,19 +158,19 @@ def test_compare_pairs_quadruplets_across_results():
                          {"model": "pixel", "property": "gravity", "quad_scores": b},
                          {"model": "untrained", "property": "gravity"}]}
     one = res([right, right, wrong, tie], [right, wrong, wrong, right])
-    c = bp.compare([one])["gravity"]
+    c = physics_scoring.compare([one])["gravity"]
     assert c["jepa"] == pytest.approx(0.625) and c["pixel"] == pytest.approx(0.5)
     assert c["difference"] == pytest.approx(0.125) and c["ci95"][0] <= 0.125 <= c["ci95"][1]
     assert c["n_quads"] == 4 and c["n_results"] == 1
     # a second result scored on 2 quadruplets: both are compared on the 2 they share, outcomes averaged
-    two = bp.compare([one, res([wrong, wrong], [right, right])])["gravity"]
+    two = physics_scoring.compare([one, res([wrong, wrong], [right, right])])["gravity"]
     assert two["n_quads"] == 2 and two["n_results"] == 2
     assert two["jepa"] == pytest.approx(0.5) and two["pixel"] == pytest.approx(0.75)
     # identical models: no difference and a zero-width interval
-    same = bp.compare([res([right, wrong, tie], [right, wrong, tie])])["gravity"]
+    same = physics_scoring.compare([res([right, wrong, tie], [right, wrong, tie])])["gravity"]
     assert same["difference"] == 0 and same["ci95"] == [0, 0]
     with pytest.raises(ValueError, match="quad_scores"):
-        bp.compare([{"rows": [{"model": "jepa", "property": "gravity"}]}])
+        physics_scoring.compare([{"rows": [{"model": "jepa", "property": "gravity"}]}])
 
 
 def test_mean_table_is_the_ensemble_table():
@@ -185,8 +187,8 @@ def test_mean_table_is_the_ensemble_table():
         torch.manual_seed(k)
         members.append(METHODS["vjepa"](cfg).eval())
     quads = [make_quadruplet("gravity", TEST_SEED, size=16, channels=1)]
-    want = bp.surprise_table(Ensemble(members), quads, "cpu")
-    got = bp.mean_table([bp.surprise_table(m, quads, "cpu") for m in members])
+    want = physics_scoring.surprise_table(Ensemble(members), quads, "cpu")
+    got = physics_scoring.mean_table([physics_scoring.surprise_table(m, quads, "cpu") for m in members])
     for w, g in zip(want[0], got[0]):
         assert g["surprise_mean"] == pytest.approx(w["surprise_mean"], rel=1e-5)
         assert g["surprise_max"] == pytest.approx(w["surprise_max"], rel=1e-5)
@@ -195,7 +197,7 @@ def test_mean_table_is_the_ensemble_table():
         assert [v for v in g["per_frame"] if v is not None] == pytest.approx(
             [v for v in w["per_frame"] if v is not None], rel=1e-5)
     # and not merely the first member's table
-    solo = bp.surprise_table(members[0], quads, "cpu")
+    solo = physics_scoring.surprise_table(members[0], quads, "cpu")
     assert solo[0][0]["surprise_mean"] != pytest.approx(got[0][0]["surprise_mean"], rel=1e-5)
 
 
@@ -207,7 +209,7 @@ def test_merge_results_is_the_larger_ensemble():
                                              {"model": "pixel", "property": "gravity", "quad_scores": b}]}
     one = res(2, [[1, 1, 3, 3], [1, 1, 0.9, 0.9]], [[1, 1, 0.9, 0.9], [1, 1, 2, 2]])
     two = res(2, [[1, 1, 0.9, 0.9], [1, 1, 3, 3], [5, 5, 5, 5]], [[1, 1, 0.9, 0.9], [1, 1, 2, 2], [1, 1, 1, 1]])
-    m = bp.merge_results([one, two])
+    m = physics_scoring.merge_results([one, two])
     assert m["members"] == 4
     jepa = next(r for r in m["rows"] if r["model"] == "jepa")
     assert np.allclose(jepa["quad_scores"], [[1, 1, 1.95, 1.95], [1, 1, 1.95, 1.95]])  # the 2 shared quads
@@ -215,12 +217,12 @@ def test_merge_results_is_the_larger_ensemble():
     pixel = next(r for r in m["rows"] if r["model"] == "pixel")
     assert pixel["relative_accuracy"] == 0.5
     # weights follow the member counts: a 1-member file counts half as much as a 2-member one
-    w = bp.merge_results([res(1, [[0, 0, 3, 3]], [[1, 1, 1, 1]]), res(2, [[3, 3, 0, 0]], [[1, 1, 1, 1]])])
+    w = physics_scoring.merge_results([res(1, [[0, 0, 3, 3]], [[1, 1, 1, 1]]), res(2, [[3, 3, 0, 0]], [[1, 1, 1, 1]])])
     assert np.allclose(next(r for r in w["rows"] if r["model"] == "jepa")["quad_scores"], [[2, 2, 1, 1]])
-    c = bp.compare([m])["gravity"]
+    c = physics_scoring.compare([m])["gravity"]
     assert c["difference"] == pytest.approx(0.5)
     with pytest.raises(ValueError, match="quad_scores"):
-        bp.merge_results([one, {"members": 2, "rows": [{"model": "jepa", "property": "gravity"}]}])
+        physics_scoring.merge_results([one, {"members": 2, "rows": [{"model": "jepa", "property": "gravity"}]}])
 
 
 def test_a_member_stopped_by_a_signal_stops_the_bench(tmp_path, monkeypatch):
@@ -230,12 +232,13 @@ def test_a_member_stopped_by_a_signal_stops_the_bench(tmp_path, monkeypatch):
         run_dir.mkdir(parents=True)
         return {"finished": False, "steps": 7, "stopped_by": "SIGTERM"}
 
-    monkeypatch.setattr(bp, "train", stopped)
+    monkeypatch.setattr(physics_members, "train", stopped)
     cfg = SimpleNamespace(train=SimpleNamespace(method="vjepa", steps=10))
     with pytest.raises(SystemExit, match="stopped at step 7 \\(SIGTERM\\).*--reuse"):
-        bp.train_member(cfg, tmp_path / "run", "jepa seed 0", "vjepa_physics_cpu", reuse=False)
+        physics_members.train_member(cfg, tmp_path / "run", "jepa seed 0", "vjepa_physics_cpu", reuse=False)
     assert not (tmp_path / "run" / "bench_train.json").exists()
-    assert json.loads((tmp_path / "run" / bp.PARTIAL).read_text())["step"] == 7  # its seconds so far, for a resume
+    partial = json.loads((tmp_path / "run" / physics_members.PARTIAL).read_text())
+    assert partial["step"] == 7  # its seconds so far, for a resume
 
 
 def test_the_pixel_preset_is_the_jepa_presets_twin():
@@ -246,33 +249,39 @@ def test_the_pixel_preset_is_the_jepa_presets_twin():
     from openjepa.train.loop import config_diff
     from openjepa.train.run import find_preset
 
-    jepa, pixel = (load_config(find_preset(n)) for n in ("vjepa_physics_cpu", "vpixel_physics_cpu"))
+    from openjepa.validate import resolve_config
+
+    jepa, pixel = (resolve_config(load_config(find_preset(n))) for n in ("vjepa_physics_cpu", "vpixel_physics_cpu"))
     assert sorted(config_diff(jepa, pixel)) == ["reg.ema: True -> False", "train.method: 'vjepa' -> 'vpixel'"]
 
 
 def _tiny_specs(root, extra=()):
+    """Two members' (cfg, run_dir, label), their configs resolved as run_physics resolves them."""
     from openjepa.config import load_config
     from openjepa.train.run import find_preset
+    from openjepa.validate import resolve_config
 
     specs = []
     for seed in (0, 1):
-        cfg = load_config(find_preset("vjepa_physics_cpu"), TINY["overrides"] + ["--train.progress=false",
-                          "--train.threads=1", f"--train.seed={seed}", *extra])
+        cfg = resolve_config(load_config(find_preset("vjepa_physics_cpu"), TINY["overrides"] + [
+            "--train.progress=false", "--train.threads=1", f"--train.seed={seed}", *extra]))
         specs.append((cfg, root / f"seed{seed}", f"jepa seed {seed}"))
     return specs
 
 
 def test_the_full_bench_trains_its_members_at_once_by_default_the_quick_one_after_the_other():
-    assert bp.default_jobs(2, 2, quick=False) == 2 and bp.default_jobs(2, 16, quick=False) == 2
-    assert bp.default_jobs(2, 1, quick=False) == 1 and bp.default_jobs(2, 2, quick=True) == 1
+    default_jobs = physics_members.default_jobs
+    assert default_jobs(2, 2, quick=False) == 2 and default_jobs(2, 16, quick=False) == 2
+    assert default_jobs(2, 1, quick=False) == 1 and default_jobs(2, 2, quick=True) == 1
 
 
 def test_progress_eta_follows_the_pace_since_first_seen_not_the_last_window():
     # 1,000 steps in the 100 s since first seen -> 10 steps/s -> 500 steps left take 50 s, whatever the
     # last logged window's rate (here 64 samples/s of batch 64, i.e. 1 step/s, would say 500 s)
-    assert bp._eta_seconds((100.0, 2000), 200.0, 3000, 3500, 64, 64.0) == pytest.approx(50.0)
-    assert bp._eta_seconds((100.0, 2000), 100.0, 2000, 3500, 64, 64.0) == pytest.approx(1500.0)  # no pace yet
-    assert bp._eta_seconds(None, 5.0, 0, 3500, 64, None) is None
+    eta = physics_members._eta_seconds
+    assert eta((100.0, 2000), 200.0, 3000, 3500, 64, 64.0) == pytest.approx(50.0)
+    assert eta((100.0, 2000), 100.0, 2000, 3500, 64, 64.0) == pytest.approx(1500.0)  # no pace yet
+    assert eta(None, 5.0, 0, 3500, 64, None) is None
 
 
 def test_members_trained_at_once_are_the_members_trained_one_after_the_other(tmp_path):
@@ -280,9 +289,9 @@ def test_members_trained_at_once_are_the_members_trained_one_after_the_other(tmp
     each), a log per member, the seconds each took; with reuse, finished members are kept, not retrained."""
     from openjepa.train.checkpoint import load_checkpoint
 
-    one = bp.train_members(_tiny_specs(tmp_path / "one"), "vjepa_physics_cpu", reuse=False, jobs=1)
-    two = bp.train_members(_tiny_specs(tmp_path / "two"), "vjepa_physics_cpu", reuse=False, jobs=2,
-                           report_every=0.1)
+    one = physics_members.train_members(_tiny_specs(tmp_path / "one"), "vjepa_physics_cpu", reuse=False, jobs=1)
+    two = physics_members.train_members(_tiny_specs(tmp_path / "two"), "vjepa_physics_cpu", reuse=False, jobs=2,
+                                        report_every=0.1)
     assert [g[1:] for g in one] == [g[1:] for g in two] == [(False, None), (False, None)]
     assert all(s > 0 for s, _, _ in two)
     for seed in (0, 1):
@@ -293,7 +302,7 @@ def test_members_trained_at_once_are_the_members_trained_one_after_the_other(tmp
     a0 = load_checkpoint(tmp_path / "two" / "seed0" / "checkpoints" / "last.pt")["model"]
     a1 = load_checkpoint(tmp_path / "two" / "seed1" / "checkpoints" / "last.pt")["model"]
     assert not all(torch.equal(a0[k], a1[k]) for k in a0)  # two seeds, two members
-    again = bp.train_members(_tiny_specs(tmp_path / "two"), "vjepa_physics_cpu", reuse=True, jobs=2)
+    again = physics_members.train_members(_tiny_specs(tmp_path / "two"), "vjepa_physics_cpu", reuse=True, jobs=2)
     assert again == [(s, True, None) for s, _, _ in two]
 
 
@@ -302,7 +311,7 @@ def test_a_member_failing_in_its_process_stops_the_bench_naming_its_log(tmp_path
                                    "--train.on_nonfinite=stop", "--train.max_bad_steps=1"])
     with pytest.raises(SystemExit, match=r"jepa seed 0 run failed \(exit code 1; its log .*seed0\.log ends:"
                                          r"(.|\n)*non-finite(.|\n)*--reuse"):
-        bp.train_members(specs, "vjepa_physics_cpu", reuse=False, jobs=2)
+        physics_members.train_members(specs, "vjepa_physics_cpu", reuse=False, jobs=2)
 
 
 def test_jobs_is_checked(tmp_path, capsys):
@@ -320,14 +329,14 @@ def test_a_stopped_member_is_resumed_by_reuse(tmp_path, jobs):
     from openjepa.train.checkpoint import load_checkpoint
 
     steps = ["--train.steps=6", "--train.ckpt_every=1"]
-    whole = bp.train_members(_tiny_specs(tmp_path / "whole", steps)[:1], "vjepa_physics_cpu", reuse=False)
+    whole = physics_members.train_members(_tiny_specs(tmp_path / "whole", steps)[:1], "vjepa_physics_cpu", reuse=False)
     specs = _tiny_specs(tmp_path / "cut", steps + ["--train.stop_after=2"])[:1]  # a runtime key: resumable
     with pytest.raises(SystemExit, match="stopped at step 2.*--reuse goes on from there"):
-        bp.train_members(specs, "vjepa_physics_cpu", reuse=False, jobs=jobs)
-    first = json.loads((tmp_path / "cut" / "seed0" / bp.PARTIAL).read_text())
+        physics_members.train_members(specs, "vjepa_physics_cpu", reuse=False, jobs=jobs)
+    first = json.loads((tmp_path / "cut" / "seed0" / physics_members.PARTIAL).read_text())
     assert first["step"] == 2 and first["train_seconds"] > 0
-    (secs, reused, at), = bp.train_members(_tiny_specs(tmp_path / "cut", steps)[:1], "vjepa_physics_cpu",
-                                           reuse=True, jobs=jobs)
+    (secs, reused, at), = physics_members.train_members(_tiny_specs(tmp_path / "cut", steps)[:1], "vjepa_physics_cpu",
+                                                        reuse=True, jobs=jobs)
     assert (reused, at) == (False, 2) and secs > first["train_seconds"]
     a = load_checkpoint(tmp_path / "whole" / "seed0" / "checkpoints" / "last.pt")
     b = load_checkpoint(tmp_path / "cut" / "seed0" / "checkpoints" / "last.pt")
