@@ -2,6 +2,7 @@ import pytest
 
 from openjepa.config import ConfigError, build_config, config_to_yaml, load_config
 from openjepa.train.run import find_preset
+from openjepa.validate import check_config, resolve_config
 
 
 def test_defaults_and_presets_load():
@@ -64,3 +65,35 @@ def test_yaml_round_trip(tmp_path):
 def test_missing_file():
     with pytest.raises(FileNotFoundError):
         load_config("/nonexistent/config.yaml")
+
+
+@pytest.mark.parametrize("override,key", [("--train.method=ijepaa", "train.method"),
+                                          ("--data.dataset=mnist", "data.dataset"),
+                                          ("--model.encoder=resnet", "model.encoder")])
+def test_registry_names_are_checked_by_validate(override, key):
+    cfg = build_config({}, [override])  # config.py knows no registry: the name parses
+    with pytest.raises(ConfigError, match="^" + key.replace(".", r"\.") + ": unknown"):
+        resolve_config(cfg)
+
+
+def test_ema_default_follows_the_method():
+    assert build_config({}).reg.ema is None  # unresolved until the method is known
+    assert resolve_config(build_config({})).reg.ema is True
+    assert resolve_config(build_config({}, ["--train.method=mae"])).reg.ema is False
+
+
+def test_train_refuses_a_bad_name_before_touching_anything(tmp_path, capsys):
+    from openjepa.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "smoke", "--train.method=ijepaa", "--out", str(run)]) != 0
+    assert "train.method" in capsys.readouterr().err and not run.exists()
+
+
+def test_every_preset_loads_and_passes_the_strict_check():
+    from openjepa.train.run import CONFIG_DIR
+
+    presets = sorted(CONFIG_DIR.glob("*.yaml"))
+    assert presets
+    for p in presets:
+        check_config(load_config(p))
