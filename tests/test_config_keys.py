@@ -79,8 +79,9 @@ EXTRA = {  # (method, key): what else the changed key needs to be valid, or to b
 _REG = ("reg.var_weight", "reg.cov_weight", "reg.sigreg_lambda", "reg.sigreg_directions", "reg.sigreg_points",
         "reg.sigreg_t_max")
 _ALL = ("model.dim", "model.depth", "data.img_size", "data.channels", "data.batch_size", "data.dataset", "data.path",
-        "reg.kind", "reg.ema", "train.method") + _REG + tuple(f"optim.{k}" for k in ("lr", "start_lr", "final_lr", "warmup_frac",
-        "weight_decay", "final_weight_decay", "betas", "grad_clip")) + tuple(
+        "reg.kind", "reg.ema", "train.method") + _REG + tuple(
+        f"optim.{k}" for k in ("lr", "start_lr", "final_lr", "warmup_frac", "weight_decay", "final_weight_decay",
+                               "betas", "grad_clip")) + tuple(
         f"train.{k}" for k in ("steps", "seed", "device", "precision", "log_every", "monitor_every",
                                "monitor_samples", "ckpt_every", "accum_steps", "parallel", "keep_last",
                                "max_bad_steps", "on_nonfinite", "rollback_lr_factor", "max_rollbacks",
