@@ -16,11 +16,13 @@ _LUMA = (0.299, 0.587, 0.114)
 
 
 def check_size(size: int) -> None:
+    """Refuse a size that is not a positive int (ValueError naming it)."""
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise ValueError(f"size must be a positive int, got {size!r}")
 
 
 def check_channels(channels: int) -> None:
+    """Refuse a channel count other than 1 or 3 (ValueError naming it)."""
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
 
@@ -43,6 +45,7 @@ _CHUNK = 1024  # samples per float conversion chunk, bounds temporary memory
 
 
 def convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> (N, channels, H, W): alpha dropped, grey repeated to RGB, RGB to grey by luminance."""
     c = x.shape[1]
     if c == 4:
         x, c = x[:, :3], 3
