@@ -15,6 +15,9 @@ def _clean(v: Any) -> Any:
 
 
 class MetricsLogger:
+    """Appends one JSON object per row to run_dir/metrics.jsonl (non-finite floats as strings), and the numeric
+    values to TensorBoard when it is installed."""
+
     def __init__(self, run_dir: Path, tensorboard: bool = True):
         self.path = Path(run_dir) / "metrics.jsonl"
         self.tb = None
@@ -38,7 +41,7 @@ class MetricsLogger:
                 except json.JSONDecodeError:
                     continue  # a line cut by the kill
                 if row.get("step", 0) <= step:
-                    keep.append(line)
+                    keep.append(line)  # the line as written, not re-encoded
         self.path.write_text("".join(line + "\n" for line in keep))
         self._f = self.path.open("a")
 
@@ -57,12 +60,17 @@ class MetricsLogger:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    rows = []
+    """The rows of a run's metrics.jsonl, in order; [] when there is none. The one reader of the file: a line cut
+    by a kill (or still being written), a blank line or a line that is not a JSON object is left out."""
     p = Path(run_dir) / "metrics.jsonl"
-    if p.exists():
-        for line in p.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
+    if not p.is_file():
+        return []
+    rows = []
+    for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
     return rows
