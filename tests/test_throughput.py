@@ -8,6 +8,7 @@ from openjepa.bench.throughput import matmul_peak, run_throughput, step_flops
 
 class Linear1(nn.Module):
     """A 'method' whose step is one matmul: forward 2*B*I*O FLOPs, backward (weight grad only) the same again."""
+    batch_dims = {"x": 0}
 
     def __init__(self, i: int, o: int):
         super().__init__()
@@ -26,7 +27,6 @@ def test_step_flops_counts_forward_and_backward():
 
 def test_step_flops_on_a_slice_of_a_large_batch_is_scaled_exactly():
     m = Linear1(16, 8)
-    m.batch_dims = {"x": 0}
     batches = [{"x": torch.randn(64, 16)}]
     whole = step_flops(m, batches, torch.device("cpu"))
     assert step_flops(m, batches, torch.device("cpu"), max_rows=8) == whole == 4 * 64 * 16 * 8

@@ -1,7 +1,7 @@
 """`openjepa bench throughput`: training speed and model-FLOP utilisation (MFU) of the presets.
 
-Each row trains a preset with the real training loop (`train.loop.train`: collate, autocast, backward, clip,
-optimiser, EMA, logging) for a few warm-up steps and then `timed` steps, and reports
+Each row trains a preset with the real training loop (`train.loop.train`, whose step is `train.step.train_step`:
+collate, autocast, backward, clip, optimiser, EMA) for a few warm-up steps and then `timed` steps, and reports
     samples_per_s   median over the timed steps of the loop's own per-step rate
     gflop_per_step  FLOPs of one training step (forward + backward of everything the step runs, the EMA target
                     encoder's forward included) counted by torch.utils.flop_counter on the same collated
@@ -10,7 +10,8 @@ optimiser, EMA, logging) for a few warm-up steps and then `timed` steps, and rep
     mfu             gflops_per_s / peak_gflops
     peak_gflops     the best dense square matmul rate in that dtype, measured on the same device right after the
                     row's timed steps (median of repeats, best size), so the ratio holds on a machine whose speed drifts
-and a `time_breakdown` (share of the step's host time per operator group, from torch.profiler) unless quick.
+and a `time_breakdown` (share of the step's host time per operator group, from torch.profiler over the same
+`train_step`) unless quick.
 Rows whose device is missing (GPU presets on a CPU machine) are listed with `skipped` and the reason.
 Data: the presets' own data on CPU (Fashion-MNIST; 128 procedural videos for V-JEPA; 256 Two-Rooms episodes
 collected into the workdir for the world model); GPU presets use `data.dataset=synthetic` (random images of
@@ -30,13 +31,15 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from openjepa.config import Config, load_config
-from openjepa.data.stream import step_generator, take
-from openjepa.eval.features import autocast
+from openjepa.data.stream import BatchStream
 from openjepa.methods import METHODS
 from openjepa.train.distributed import shard
-from openjepa.train.loop import to_float, train
+from openjepa.train.logging import read_metrics
+from openjepa.train.loop import train
+from openjepa.train.monitor import build_monitor
 from openjepa.train.optim import build_optimizer
 from openjepa.train.run import find_preset, load_train_data, provenance, select_device
+from openjepa.train.step import step_batch, train_step
 from openjepa.validate import resolve_config
 
 # (row name, preset, device kind, overrides)
@@ -79,10 +82,11 @@ def matmul_peak(dtype: str, device: torch.device, sizes: tuple[int, ...] | None 
 
 
 def sample_batches(cfg: Config, method: torch.nn.Module, steps: int = 3) -> list[dict[str, torch.Tensor]]:
-    """The collated global batches of the first `steps` steps, as the loop builds them."""
-    x, _ = load_train_data(cfg)
-    idx = torch.arange(cfg.data.batch_size)
-    return [method.collate(to_float(take(x, idx)), step_generator(cfg.train.seed, s)) for s in range(steps)]
+    """The collated global batches of the loop's first `steps` steps (the same data, held-out rows and masks)."""
+    x, y = load_train_data(cfg)
+    _, x_train = build_monitor(cfg, x, y)
+    stream = BatchStream(x_train, cfg.data.batch_size, cfg.train.seed)
+    return [step_batch(method, stream, s, cfg.train.seed) for s in range(steps)]
 
 
 def step_flops(method: torch.nn.Module, batches: list[dict[str, torch.Tensor]], device: torch.device,
@@ -117,26 +121,17 @@ GROUPS = {  # operator-name fragments -> group, first match wins
 
 
 def time_breakdown(cfg: Config, method: torch.nn.Module, batches: list[dict[str, torch.Tensor]],
-                   device: torch.device, precision: str, steps: int = 3) -> dict[str, float]:
-    """Share of self time per operator group (see GROUPS; the rest is 'other elementwise') over a few steps."""
+                   device: torch.device, steps: int = 3) -> dict[str, float]:
+    """Share of self time per operator group (see GROUPS; the rest is 'other elementwise') over a few of the
+    training loop's steps (`train_step`, after one untimed), in train.precision."""
     from torch.profiler import ProfilerActivity, profile
 
     opt = build_optimizer(method, cfg.optim)
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-
-    def one(batch: dict[str, torch.Tensor], step: int) -> None:
-        batch = {k: v.to(device) for k, v in batch.items()}
-        with autocast(device, precision):
-            loss, _ = method.step(batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        method.on_step_end(step + 1, cfg.train.steps)
-
-    one(batches[0], 0)
+    train_step(method, opt, batches[0], 0, cfg, device)
     with profile(activities=acts) as prof:
         for s in range(steps):
-            one(batches[s % len(batches)], s + 1)
+            train_step(method, opt, batches[s % len(batches)], s + 1, cfg, device)
         _sync(device)
     attr = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     shares: dict[str, float] = {}
@@ -160,12 +155,8 @@ def measure(cfg: Config, run_dir: Path, device: torch.device, warmup: int, timed
     method = METHODS[cfg.train.method](cfg).to(device)
     batches = sample_batches(cfg, method)
     flops = step_flops(method, batches, device)
-    rates: list[float] = []
     train(cfg, run_dir, log=lambda *a, **k: None)
-    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        if "samples_per_s" in row and row["step"] > warmup:
-            rates.append(row["samples_per_s"])
+    rates = [row["samples_per_s"] for row in read_metrics(run_dir) if "samples_per_s" in row and row["step"] > warmup]
     peak = matmul_peak(cfg.train.precision, device)
     samples_per_s = statistics.median(rates)
     gflops = flops / 1e9 * samples_per_s / cfg.data.batch_size
@@ -173,7 +164,7 @@ def measure(cfg: Config, run_dir: Path, device: torch.device, warmup: int, timed
            "gflop_per_step": _sig(flops / 1e9), "gflops_per_s": _sig(gflops), "peak_gflops": _sig(peak),
            "mfu": _sig(gflops / peak, 3), "timed_steps": len(rates)}
     if profile:
-        out["time_breakdown"] = time_breakdown(cfg, method, batches, device, cfg.train.precision)
+        out["time_breakdown"] = time_breakdown(cfg, method, batches, device)
     return out
 
 

@@ -1,8 +1,9 @@
-"""The training loop: one for every method. Reads top to bottom like a recipe:
+"""The training loop, one for every method. Each step reads top to bottom like a recipe:
 
-    for step: schedules -> batch (augment, masks; CPU, seeded by step) -> method.step under autocast
-              -> backward -> clip -> optimiser step -> method.on_step_end (EMA) -> log
-              -> online collapse panel + kNN probe (video: gain over copy-last) -> checkpoint
+    schedules -> batch (augment, masks; CPU, seeded by step) -> train_step (train/step.py: method.step under
+    autocast, backward, clip, optimiser step, method.on_step_end e.g. the EMA) -> a non-finite step is skipped,
+    rolled back or stops the run -> log -> online monitor (train/monitor.py: collapse panel, kNN probe, video
+    gain over copy-last) -> checkpoint
 
 Everything random is a function of (seed, step), so `resume=True` continues exactly where the last
 checkpoint left off (fp32 on CPU gives bit-identical metrics).
@@ -21,100 +22,25 @@ import math
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from tqdm.auto import tqdm
 
 from openjepa.config import Config, build_config, config_to_yaml
-from openjepa.data.transforms import normalize
-from openjepa.data.stream import BatchStream, num_rows, step_generator, take
-from openjepa.eval.collapse import collapse_message, collapse_panel
-from openjepa.eval.features import autocast, extract_features
-from openjepa.eval.knn import knn_top1
+from openjepa.data.stream import BatchStream
 from openjepa.methods import METHODS
-from openjepa.train.checkpoint import first_nonfinite, latest_checkpoint, save_checkpoint, save_step, step_files
-from openjepa.train.distributed import (all_reduce_grads, any_rank, barrier, broadcast_parameters, full_state,
-                                        grad_norm, init_distributed, load_sharded, local, mean_over_ranks, reshard,
-                                        shard, shard_method)
+from openjepa.train.checkpoint import latest_checkpoint, save_checkpoint, save_step, step_files
+from openjepa.train.distributed import (Dist, any_rank, barrier, broadcast_parameters, full_state, init_distributed,
+                                        load_sharded, mean_over_ranks, reshard, shard_method)
 from openjepa.train.logging import MetricsLogger
+from openjepa.train.monitor import Monitor, build_monitor, panel_warnings, run_monitor
 from openjepa.train.optim import apply_schedules, build_optimizer
 from openjepa.train.run import load_train_data, provenance, select_device
+from openjepa.train.step import StepResult, step_batch, train_step, trainable
 from openjepa.validate import resolve_config
-
-
-def to_float(batch: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor | dict[str, torch.Tensor]:
-    """uint8 pixels -> normalised float32 (data.transforms.normalize); other tensors (actions, states) unchanged."""
-    if isinstance(batch, dict):
-        return {k: to_float(v) for k, v in batch.items()}
-    return normalize(batch) if batch.dtype == torch.uint8 else batch
-
-
-def monitor_pixels(x: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
-    """What the online panel feeds the eval encoder: the data itself, or for a dict its "obs" entry with any
-    time axis folded into the batch, (N, T, C, H, W) -> (N*T, C, H, W)."""
-    if not isinstance(x, dict):
-        return x
-    if "obs" not in x:
-        raise ValueError(f"the online monitor needs an 'obs' entry in dict data, got keys {sorted(x)}")
-    obs = x["obs"]
-    return obs.flatten(0, 1) if obs.dim() == 5 else obs
-
-
-@dataclass
-class Monitor:
-    """Held-out images for the online collapse panel, plus a labelled bank for an online kNN probe."""
-    x: torch.Tensor  # uint8 (M, C, H, W)
-    bank_x: torch.Tensor | None = None
-    bank_y: torch.Tensor | None = None
-    y: torch.Tensor | None = None
-
-    def run(self, encoder: torch.nn.Module, device: torch.device, precision: str) -> dict[str, Any]:
-        z = extract_features(encoder, self.x, device, precision)
-        row: dict[str, Any] = dict(collapse_panel(z))
-        if self.bank_x is not None and self.y is not None:
-            zb = extract_features(encoder, self.bank_x, device, precision)
-            row["knn_top1"] = knn_top1(zb, self.bank_y, z, self.y, k=20)
-        return row
-
-    def copy_last_gain(self, method: torch.nn.Module, device: torch.device, precision: str) -> float | None:
-        """Video world models: how much better than "nothing moves" the future prediction is on the held-out
-        clips (their first video.frames frames, the first video.context_frames given); None for other data."""
-        v = method.cfg.video
-        if self.x.dim() != 5 or self.x.shape[2] < v.frames:
-            return None
-        was = method.training
-        method.eval()
-        with autocast(device, precision):
-            gain = method.copy_last_gain(normalize(self.x[:, :, :v.frames]).to(device), v.context_frames)
-        method.train(was)
-        return gain
-
-
-STALL_GAIN = 0.05  # a video predictor within 5% of copying the last frame after half the steps has stalled
-
-
-def stall_message(gain: float, step: int) -> str:
-    side = "below" if gain >= 0 else "above"
-    return (f"the video predictor has STALLED at step {step}: its loss is only {abs(100 * gain):.1f}% {side} that of "
-            "copying the last context frame forward ('nothing moves'; copy_last_gain in the log), so it has not "
-            "learnt the motion and its surprise scores will mostly measure how far things move. Features can look "
-            "healthy meanwhile. Try another --train.seed or a lower --optim.lr")
-
-
-def build_monitor(cfg: Config, x, y: torch.Tensor | None) -> tuple[Monitor, Any]:
-    """Hold out `train.monitor_samples` training samples (seeded) for the online panel; returns the monitor and
-    the remaining training data. With labels, 4x as many training images form the online kNN bank."""
-    rows = num_rows(x)
-    n = min(cfg.train.monitor_samples, rows // 5)
-    perm = torch.randperm(rows, generator=torch.Generator().manual_seed(cfg.train.seed + 12345))
-    held, train = perm[:n], perm[n:]
-    if y is None:
-        return Monitor(monitor_pixels(take(x, held))[:cfg.train.monitor_samples]), take(x, train)
-    bank = train[: 4 * n]
-    return Monitor(monitor_pixels(take(x, held)), monitor_pixels(take(x, bank)), y[bank], y[held]), take(x, train)
 
 
 class StopSignals:
@@ -158,9 +84,103 @@ class NullLogger:
         pass
 
 
-def nonfinite_grad(module: torch.nn.Module) -> str | None:
-    """Name of the first parameter whose gradient holds a NaN or an infinity."""
-    return first_nonfinite({name: p.grad for name, p in module.named_parameters() if p.grad is not None})
+@dataclass
+class LoopState:
+    """The loop's counters. Checkpoints carry step, best, lr_scale and the two warnings (a resumed or rolled-back
+    run remembers its warnings); the rest belong to this process."""
+    step: int = 0  # steps done: the index of the next step
+    best: float = -math.inf  # the best online score so far (kNN top-1, else RankMe), the one in best.pt
+    lr_scale: float = 1.0  # the rollbacks' learning-rate factors, multiplied
+    collapse_warned: bool = False
+    stall_warned: bool = False
+    bad: int = 0  # non-finite steps in a row
+    rollbacks: int = 0
+    saved: int = 0  # step of the newest step checkpoint
+    last_loss: float = math.nan  # at the newest logged step, averaged over ranks
+    last_row: dict[str, Any] = field(default_factory=dict)  # the newest logged training row
+    stopped_by: str | None = None  # the signal that stopped the run
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        self.step = int(ckpt["step"])
+        self.best, self.lr_scale = float(ckpt["best"]), float(ckpt.get("lr_scale", 1.0))
+        self.collapse_warned |= bool(ckpt.get("collapse_warned", False))  # a rollback never forgets a warning
+        self.stall_warned |= bool(ckpt.get("stall_warned", False))
+
+
+@dataclass
+class Run:
+    """What the loop's pieces share: the config, the run's folder, this process's place and its outputs."""
+    cfg: Config
+    dir: Path
+    device: torch.device
+    ddp: Dist
+    log: Callable[[str], None]
+    logger: MetricsLogger | NullLogger
+
+    @property
+    def fsdp(self) -> bool:
+        return self.cfg.train.parallel == "fsdp"
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.dir / "checkpoints"
+
+
+@dataclass
+class Checkpoints:
+    """Writes the run's checkpoints (rank 0) and loads one back into the model, the optimiser and the loop's
+    state. Under FSDP writing is a collective (the shards are gathered): every rank calls save and save_as."""
+    run: Run
+    method: torch.nn.Module
+    opt: torch.optim.Optimizer
+    meta: dict[str, Any]
+
+    def snapshot(self, state: LoopState) -> dict[str, Any]:
+        if self.run.fsdp:
+            reshard(self.method)
+        model_sd, opt_sd = self.method.state_dict(), self.opt.state_dict()
+        if self.run.fsdp:
+            model_sd, opt_sd = full_state(model_sd), full_state(opt_sd)
+        return {"model": model_sd, "optimizer": opt_sd, "step": state.step, "best": state.best,
+                "lr_scale": state.lr_scale, "rng": torch.get_rng_state(), "config": self.run.cfg.to_dict(),
+                "meta": self.meta, "collapse_warned": state.collapse_warned, "stall_warned": state.stall_warned}
+
+    def save(self, state: LoopState) -> None:
+        """A step checkpoint (step_XXXXXXXX.pt and last.pt; the newest train.keep_last are kept)."""
+        ckpt = self.snapshot(state) if (self.run.ddp.main or self.run.fsdp) else None
+        if self.run.ddp.main:
+            save_step(ckpt, self.run.ckpt_dir, self.run.cfg.train.keep_last)
+        state.saved = state.step
+
+    def save_as(self, state: LoopState, path: Path) -> None:
+        ckpt = self.snapshot(state) if (self.run.ddp.main or self.run.fsdp) else None
+        if self.run.ddp.main:
+            save_checkpoint(ckpt, path)
+
+    def restore(self, ckpt: dict[str, Any], state: LoopState) -> None:
+        if self.run.fsdp:
+            reshard(self.method)
+            load_sharded(self.method, self.opt, ckpt["model"], ckpt["optimizer"])
+        else:
+            self.method.load_state_dict(ckpt["model"])
+            self.opt.load_state_dict(ckpt["optimizer"])
+        state.restore(ckpt)
+        torch.set_rng_state(ckpt["rng"])
+
+
+class Rate:
+    """Samples per second since the last logged row."""
+
+    def __init__(self) -> None:
+        self.t, self.n = time.time(), 0
+
+    def add(self, n: int) -> None:
+        self.n += n
+
+    def take(self) -> float:
+        rate = self.n / max(time.time() - self.t, 1e-9)
+        self.t, self.n = time.time(), 0
+        return rate
 
 
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, force: bool = False) -> dict[str, Any]:
@@ -181,246 +201,209 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, log=print, for
 def _train(cfg: Config, run_dir: Path, resume: bool, log, force: bool) -> dict[str, Any]:
     tc = cfg.train
     torch.manual_seed(tc.seed)
+    ddp, device = place_process(cfg)
+    if not ddp.main:  # rank 0 alone logs, evaluates and writes files
+        log = _quiet
+    meta = open_run_dir(cfg, run_dir, resume, ddp.main)
+    x_all, y_all = load_train_data(cfg)
+    monitor, x_train = build_monitor(cfg, x_all, y_all)
+    stream = BatchStream(x_train, cfg.data.batch_size, tc.seed)
+    method = build_method(cfg, device, ddp)
+    opt = build_optimizer(method, cfg.optim)
+    run = Run(cfg, run_dir, device, ddp, log, MetricsLogger(run_dir) if ddp.main else NullLogger())
+    ckpts = Checkpoints(run, method, opt, meta)
+    state = LoopState()
+    if resume:
+        resume_run(run, ckpts, state, force)
+
+    params = trainable(method)
+    n_params = sum(p.numel() for p in params)
+    log(f"training {tc.method} on {cfg.data.dataset} ({stream.n} samples, {stream.steps_per_epoch} steps/epoch) "
+        f"for {tc.steps} steps on {device} ({tc.precision}); {n_params / 1e6:.2f}M trainable parameters; run dir {run_dir}")
+    end = tc.steps if not tc.stop_after else min(tc.steps, state.step + tc.stop_after)
+    bar = tqdm(total=tc.steps, initial=state.step, unit="step", desc=tc.method, disable=not (tc.progress and ddp.main),
+               dynamic_ncols=True)
+    rate = Rate()
+    method.train()
+    with StopSignals() as stop:
+        try:
+            while state.step < end:
+                step = state.step
+                lr, wd = apply_schedules(opt, step, tc.steps, cfg.optim, state.lr_scale)
+                batch = step_batch(method, stream, step, tc.seed, ddp.rank, ddp.world)
+                result = train_step(method, opt, batch, step, cfg, device, params, ddp.world, run.fsdp)
+                if result.skipped is not None:
+                    if skip_or_roll_back(run, ckpts, state, result.skipped, step + 1):
+                        bar.n = state.step
+                    continue
+                state.step, state.bad = step + 1, 0
+                rate.add(stream.batch_size)
+                bar.update(1)
+                if state.step % tc.log_every == 0 or state.step == end:
+                    log_step(run, state, result, lr, wd, rate, stream, bar)
+                if (ddp.main or run.fsdp) and tc.monitor_every and (state.step % tc.monitor_every == 0
+                                                                    or state.step == tc.steps):
+                    monitor_step(run, state, ckpts, monitor, method, bar)
+                stopping = any_rank(stop.signum is not None, ddp.world, device)
+                if state.step % tc.ckpt_every == 0 or state.step == end or stopping:
+                    ckpts.save(state)
+                if stopping:
+                    state.stopped_by = signal.Signals(stop.signum or signal.SIGTERM).name
+                    log(f"{state.stopped_by}: saved a checkpoint at step {state.step}; resume with "
+                        f"`openjepa train --resume {run_dir}`")
+                    break
+            if state.step > state.saved and state.stopped_by is None:  # the last steps were skipped as non-finite
+                ckpts.save(state)
+        except KeyboardInterrupt:
+            log(f"interrupted: the newest checkpoint is at step {state.saved}; resume with "
+                f"`openjepa train --resume {run_dir}`")
+            raise
+        finally:
+            bar.close()
+            run.logger.close()
+
+    finished = state.step >= tc.steps
+    if finished and any_rank(ddp.main and not (run.ckpt_dir / "best.pt").exists(), ddp.world, device):
+        ckpts.save_as(state, run.ckpt_dir / "best.pt")
+    barrier(ddp.world)
+    return {"run_dir": str(run_dir), "steps": state.step, "finished": finished, "final_loss": state.last_loss,
+            "collapse_warned": state.collapse_warned, "stall_warned": state.stall_warned,
+            "stopped_by": state.stopped_by, "rollbacks": state.rollbacks}
+
+
+def place_process(cfg: Config) -> tuple[Dist, torch.device]:
+    """This process's rank (joining torchrun's process group if launched by it) and device."""
     ddp = init_distributed()
-    device = select_device(tc.device)
+    device = select_device(cfg.train.device)
     if device.type == "cuda" and ddp.world > 1:
         device = torch.device("cuda", ddp.local_rank)
         torch.cuda.set_device(device)
-    if not ddp.main:  # rank 0 alone logs, evaluates and writes files
-        log = _quiet
+    return ddp, device
 
+
+def open_run_dir(cfg: Config, run_dir: Path, resume: bool, main: bool) -> dict[str, Any]:
+    """Refuse to start over a run that is not being resumed; rank 0 writes config.yaml for a new run. Returns the
+    provenance (git SHA, versions, machine) that goes with every checkpoint."""
     ckpt_dir = run_dir / "checkpoints"
     has_run = (ckpt_dir / "last.pt").exists() or bool(step_files(ckpt_dir))
     if not resume and has_run:
         raise FileExistsError(f"{run_dir} already holds a run; resume it with `openjepa train --resume {run_dir}` "
                               f"or choose another --out")
     meta = provenance()
-    if ddp.main:
+    if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not resume:
             (run_dir / "config.yaml").write_text(config_to_yaml(cfg, meta))
+    return meta
 
-    x_all, y_all = load_train_data(cfg)
-    monitor, x_train = build_monitor(cfg, x_all, y_all)
-    stream = BatchStream(x_train, cfg.data.batch_size, tc.seed)
-    method = METHODS[tc.method](cfg).to(device)
-    fsdp = tc.parallel == "fsdp"
-    if fsdp:
+
+def build_method(cfg: Config, device: torch.device, ddp: Dist) -> torch.nn.Module:
+    """The method on its device, with the same weights on every rank (FSDP: sharded over the ranks)."""
+    method = METHODS[cfg.train.method](cfg).to(device)
+    if cfg.train.parallel == "fsdp":
         if not torch.distributed.is_initialized():
             raise ValueError("train.parallel=fsdp needs a process group: launch with torchrun "
                              "(e.g. torchrun --nproc_per_node=2 -m openjepa train ...)")
         shard_method(method)  # same seed on every rank: the shards come from identical full weights
     else:
         broadcast_parameters(method, ddp.world)
-    opt = build_optimizer(method, cfg.optim)
-    logger = MetricsLogger(run_dir) if ddp.main else NullLogger()
+    return method
 
-    start, best, lr_scale = 0, -math.inf, 1.0
-    collapse_warned = stall_warned = False  # kept in checkpoints: a resumed run remembers its warnings
 
-    def restore(state: dict[str, Any]) -> None:
-        nonlocal best, lr_scale, collapse_warned, stall_warned
-        if fsdp:
-            reshard(method)
-            load_sharded(method, opt, state["model"], state["optimizer"])
-        else:
-            method.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-        best, lr_scale = float(state["best"]), float(state.get("lr_scale", 1.0))
-        collapse_warned |= bool(state.get("collapse_warned", False))  # a rollback never forgets a warning
-        stall_warned |= bool(state.get("stall_warned", False))
-        torch.set_rng_state(state["rng"])
+def resume_run(run: Run, ckpts: Checkpoints, state: LoopState, force: bool) -> None:
+    """Load the newest valid checkpoint (after removing writes a kill left unfinished) and drop the metrics rows
+    logged after it. A config that differs from the run's own is refused unless `force`."""
+    ckpt_dir = run.ckpt_dir
+    for stale in [*ckpt_dir.glob("*.tmp"), *ckpt_dir.glob("last.pt.*.link")] if run.ddp.main else []:
+        stale.unlink(missing_ok=True)  # writes cut by a kill
+        run.log(f"removed {stale.name}, an unfinished checkpoint write")
+    barrier(run.ddp.world)
+    path, ckpt = latest_checkpoint(ckpt_dir, run.log)
+    diff = config_diff(build_config(ckpt["config"]), run.cfg)
+    if diff and not force:
+        raise ValueError(f"the config given differs from the one {run.dir} was trained with ({'; '.join(diff)}); "
+                         f"resume with the run's own config.yaml, or pass --force to continue with the new one")
+    if diff:
+        run.log(f"WARNING: resuming with a different config (--force): {'; '.join(diff)}")
+    ckpts.restore(ckpt, state)
+    state.saved = state.step
+    run.logger.truncate_after(state.step)
+    run.log(f"resumed {run.dir} from {path.name} at step {state.step}/{run.cfg.train.steps}")
 
-    if resume:
-        for stale in [*ckpt_dir.glob("*.tmp"), *ckpt_dir.glob("last.pt.*.link")] if ddp.main else []:
-            stale.unlink(missing_ok=True)  # writes cut by a kill
-            log(f"removed {stale.name}, an unfinished checkpoint write")
-        barrier(ddp.world)
-        path, state = latest_checkpoint(ckpt_dir, log)
-        diff = config_diff(build_config(state["config"]), cfg)
-        if diff and not force:
-            raise ValueError(f"the config given differs from the one {run_dir} was trained with ({'; '.join(diff)}); "
-                             f"resume with the run's own config.yaml, or pass --force to continue with the new one")
-        if diff:
-            log(f"WARNING: resuming with a different config (--force): {'; '.join(diff)}")
-        restore(state)
-        start = int(state["step"])
-        logger.truncate_after(start)
-        log(f"resumed {run_dir} from {path.name} at step {start}/{tc.steps}")
 
-    def snapshot(step: int) -> dict[str, Any]:
-        """The checkpoint's content; under FSDP a collective (shards are gathered): call it on every rank."""
-        if fsdp:
-            reshard(method)
-        model_sd, opt_sd = method.state_dict(), opt.state_dict()
-        if fsdp:
-            model_sd, opt_sd = full_state(model_sd), full_state(opt_sd)
-        return {"model": model_sd, "optimizer": opt_sd, "step": step, "best": best, "lr_scale": lr_scale,
-                "rng": torch.get_rng_state(), "config": cfg.to_dict(), "meta": meta,
-                "collapse_warned": collapse_warned, "stall_warned": stall_warned}
+def skip_or_roll_back(run: Run, ckpts: Checkpoints, state: LoopState, culprit: str, step: int) -> bool:
+    """Step `step` had a non-finite `culprit` (train_step kept it from the weights). Below train.max_bad_steps in a
+    row it is skipped; then the run rolls back to the newest checkpoint with the learning rate scaled by
+    train.rollback_lr_factor (-> True), or, with no rollback left, stops: failure.json and FloatingPointError.
+    state.step is where the loop goes on."""
+    tc, log = run.cfg.train, run.log
+    state.bad += 1
+    run.logger.log({"step": step, "skipped": culprit})
+    log(f"WARNING: step {step}: non-finite {culprit}; step skipped ({state.bad} in a row, "
+        f"limit train.max_bad_steps={tc.max_bad_steps})")
+    if state.bad < tc.max_bad_steps:
+        state.step = step
+        return False
+    if tc.on_nonfinite == "rollback" and state.rollbacks < tc.max_rollbacks and state.saved > 0:
+        path, ckpt = latest_checkpoint(run.ckpt_dir, log)
+        ckpts.restore(ckpt, state)
+        state.lr_scale *= tc.rollback_lr_factor
+        state.rollbacks, state.bad = state.rollbacks + 1, 0
+        run.logger.truncate_after(state.step)
+        run.logger.log({"step": state.step, "rollback": state.rollbacks, "lr_scale": state.lr_scale, "cause": culprit})
+        log(f"WARNING: rolled back to {path.name} (step {state.step}) with the learning rate x{state.lr_scale:g} "
+            f"(rollback {state.rollbacks} of train.max_rollbacks={tc.max_rollbacks})")
+        return True
+    report = {"step": step, "offending": culprit, "bad_steps": state.bad, "rollbacks": state.rollbacks,
+              "last_finite_metrics": state.last_row, "newest_checkpoint_step": state.saved or None}
+    if not run.ddp.main:
+        raise FloatingPointError(f"step {step}: non-finite {culprit} (report on rank 0)")
+    (run.dir / "failure.json").write_text(json.dumps(report, indent=2) + "\n")
+    raise FloatingPointError(
+        f"training stopped at step {step}: {state.bad} non-finite steps in a row, offending tensor: {culprit}; "
+        f"last finite metrics: {json.dumps(state.last_row)}; rollbacks used {state.rollbacks}/{tc.max_rollbacks}; "
+        f"newest checkpoint at step {state.saved or 'none'} (weights there are finite). Report: "
+        f"{run.dir / 'failure.json'}. Try a lower --optim.lr, then `openjepa train --resume {run.dir} --force`")
 
-    def save(step: int, path: Path | None = None) -> None:
-        """Write a step checkpoint (or `path`) from rank 0; every rank calls it (FSDP gathers)."""
-        state = snapshot(step) if (ddp.main or fsdp) else None
-        if ddp.main:
-            save_step(state, ckpt_dir, tc.keep_last) if path is None else save_checkpoint(state, path)
 
-    params = [p for p in method.parameters() if p.requires_grad]
-    n_params = sum(p.numel() for p in params)
-    log(f"training {tc.method} on {cfg.data.dataset} ({stream.n} samples, {stream.steps_per_epoch} steps/epoch) "
-        f"for {tc.steps} steps on {device} ({tc.precision}); {n_params / 1e6:.2f}M trainable parameters; run dir {run_dir}")
+def log_step(run: Run, state: LoopState, result: StepResult, lr: float, wd: float, rate: Rate, stream: BatchStream,
+             bar: tqdm) -> None:
+    """The step's metrics row (its loss averaged over ranks) to metrics.jsonl and the progress bar; without a bar,
+    one printed line."""
+    tc, step = run.cfg.train, state.step
+    state.last_loss = mean_over_ranks(float(result.loss), run.ddp.world, run.device)
+    per_s = rate.take()
+    row = {"step": step, "loss": state.last_loss, "lr": lr, "wd": wd, "samples_per_s": round(per_s, 1),
+           "epoch": round(step / stream.steps_per_epoch, 3), **result.logs}
+    row["grad_norm"] = float(result.grad_norm)
+    if state.lr_scale != 1.0:
+        row["lr_scale"] = state.lr_scale
+    run.logger.log(row)
+    state.last_row = row
+    bar.set_postfix(loss=f"{state.last_loss:.4f}", lr=f"{lr:.1e}", per_s=f"{per_s:.0f}")
+    if not tc.progress:
+        eta = (tc.steps - step) * stream.batch_size / max(per_s, 1e-9)
+        run.log(f"step {step}/{tc.steps} loss {state.last_loss:.4f} lr {lr:.2e} {per_s:.0f} samples/s ETA {eta:.0f}s")
 
-    end = tc.steps if not tc.stop_after else min(tc.steps, start + tc.stop_after)
-    bar = tqdm(total=tc.steps, initial=start, unit="step", desc=tc.method, disable=not (tc.progress and ddp.main),
-               dynamic_ncols=True)
-    t_last, n_last = time.time(), 0
-    last_loss, last_row, saved = float("nan"), {}, start
-    bad, rollbacks, stopped_by = 0, 0, None
-    method.train()
-    step = start
-    with StopSignals() as stop:
-        try:
-            while step < end:
-                lr, wd = apply_schedules(opt, step, tc.steps, cfg.optim, lr_scale)
-                g = step_generator(tc.seed, step)
-                x = to_float(stream.batch(step))  # e.g. (B, C, H, W) un-augmented images: the global batch
-                # the method's collate augments (crops, views) and masks from the step's generator; every rank
-                # collates the whole batch (a function of the step alone), then keeps its own rows
-                mine = shard(method.collate(x, g), method.batch_dims, ddp.rank, ddp.world)
-                opt.zero_grad(set_to_none=True)
-                loss, bad_loss = 0.0, None
-                for i in range(tc.accum_steps):  # micro-batches: gradients summed, loss averaged
-                    micro = {k: v.to(device, non_blocking=True)
-                             for k, v in shard(mine, method.batch_dims, i, tc.accum_steps).items()}
-                    with autocast(device, tc.precision):
-                        part, logs = method.step(micro)
-                    if not torch.isfinite(part) and bad_loss is None:
-                        names = [k for k, v in logs.items() if not math.isfinite(v)]
-                        bad_loss = "loss" + (f" ({', '.join(names)})" if names else "")
-                    (part / tc.accum_steps).backward()
-                    loss = loss + part.detach() / tc.accum_steps
-                if not fsdp:  # FSDP reduce-scatters (averages) the gradients during backward
-                    all_reduce_grads(params, ddp.world)
-                done = step + 1
-                # numerical guard: a non-finite loss or gradient never reaches the weights (same verdict on all ranks)
-                culprit = None
-                grads = [p.grad for p in params if p.grad is not None]
-                norm = grad_norm(grads, ddp.world, fsdp)
-                if any_rank(bad_loss is not None, ddp.world, device):
-                    culprit = bad_loss or "loss (on another rank)"
-                elif not torch.isfinite(norm):  # checked before clipping, which would spread the NaN
-                    culprit = f"gradient of {nonfinite_grad(method)}"
-                elif cfg.optim.grad_clip > 0:
-                    torch._foreach_mul_([local(g) for g in grads], torch.clamp(cfg.optim.grad_clip / (norm + 1e-6), max=1.0))
-                if culprit is not None:
-                    opt.zero_grad(set_to_none=True)
-                    bad += 1
-                    logger.log({"step": done, "skipped": culprit})
-                    log(f"WARNING: step {done}: non-finite {culprit}; step skipped ({bad} in a row, "
-                        f"limit train.max_bad_steps={tc.max_bad_steps})")
-                    if bad < tc.max_bad_steps:
-                        step = done
-                        continue
-                    if tc.on_nonfinite == "rollback" and rollbacks < tc.max_rollbacks and saved > 0:
-                        path, state = latest_checkpoint(ckpt_dir, log)
-                        restore(state)
-                        lr_scale *= tc.rollback_lr_factor
-                        rollbacks, bad, step = rollbacks + 1, 0, int(state["step"])
-                        logger.truncate_after(step)
-                        logger.log({"step": step, "rollback": rollbacks, "lr_scale": lr_scale, "cause": culprit})
-                        log(f"WARNING: rolled back to {path.name} (step {step}) with the learning rate x{lr_scale:g} "
-                            f"(rollback {rollbacks} of train.max_rollbacks={tc.max_rollbacks})")
-                        bar.n = step
-                        continue
-                    report = {"step": done, "offending": culprit, "bad_steps": bad, "rollbacks": rollbacks,
-                              "last_finite_metrics": last_row, "newest_checkpoint_step": saved or None}
-                    if not ddp.main:
-                        raise FloatingPointError(f"step {done}: non-finite {culprit} (report on rank 0)")
-                    (run_dir / "failure.json").write_text(json.dumps(report, indent=2) + "\n")
-                    raise FloatingPointError(
-                        f"training stopped at step {done}: {bad} non-finite steps in a row, offending tensor: {culprit}; "
-                        f"last finite metrics: {json.dumps(last_row)}; rollbacks used {rollbacks}/{tc.max_rollbacks}; "
-                        f"newest checkpoint at step {saved or 'none'} (weights there are finite). Report: "
-                        f"{run_dir / 'failure.json'}. Try a lower --optim.lr, then `openjepa train --resume {run_dir} --force`")
-                bad = 0
-                opt.step()
-                if fsdp:
-                    reshard(method)  # the EMA works on shards
-                logs.update(method.on_step_end(done, tc.steps))
-                n_last += stream.batch_size
-                bar.update(1)
 
-                if done % tc.log_every == 0 or done == end:
-                    last_loss = mean_over_ranks(float(loss), ddp.world, device)
-                    rate = n_last / max(time.time() - t_last, 1e-9)
-                    t_last, n_last = time.time(), 0
-                    row = {"step": done, "loss": last_loss, "lr": lr, "wd": wd, "samples_per_s": round(rate, 1),
-                           "epoch": round(done / stream.steps_per_epoch, 3), **logs}
-                    row["grad_norm"] = float(norm)
-                    if lr_scale != 1.0:
-                        row["lr_scale"] = lr_scale
-                    logger.log(row)
-                    last_row = row
-                    bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.1e}", per_s=f"{rate:.0f}")
-                    if not tc.progress:
-                        eta = (tc.steps - done) * stream.batch_size / max(rate, 1e-9)
-                        log(f"step {done}/{tc.steps} loss {last_loss:.4f} lr {lr:.2e} {rate:.0f} samples/s ETA {eta:.0f}s")
-
-                if (ddp.main or fsdp) and tc.monitor_every and (done % tc.monitor_every == 0 or done == tc.steps):
-                    # under FSDP every rank runs the encoder (its forward gathers shards); rank 0 reports
-                    panel = monitor.run(method.eval_encoder(), device, tc.precision)
-                    gain = monitor.copy_last_gain(method, device, tc.precision) if method.is_video \
-                        else None
-                    if gain is not None:
-                        panel["copy_last_gain"] = gain
-                    logger.log({"step": done, **panel})
-                    msg = f"step {done}: RankMe {panel['rankme']:.1f}, feat_std {panel['feat_std']:.4f}, mean_cos {panel['mean_cos']:.3f}"
-                    if "knn_top1" in panel:
-                        msg += f", online kNN {100 * panel['knn_top1']:.1f}%"
-                    if gain is not None:
-                        msg += f", copy_last_gain {gain:.2f}"
-                    say = bar.write if tc.progress and ddp.main else log
-                    say(msg)
-                    warns = []
-                    if panel["collapsed"]:
-                        warns.append(collapse_message(panel, done))
-                        collapse_warned = True
-                    if gain is not None and gain < STALL_GAIN and 2 * done >= tc.steps and not stall_warned:
-                        warns.append(stall_message(gain, done))
-                        stall_warned = True
-                    for warn in warns:
-                        say("!" * 80 + "\n" + warn + "\n" + "!" * 80 if tc.progress else "WARNING: " + warn)
-                    score = panel.get("knn_top1", panel["rankme"])
-                    if any_rank(ddp.main and score > best, ddp.world if fsdp else 1, device):  # rank 0 decides
-                        best = score
-                        save(done, ckpt_dir / "best.pt")
-
-                step = done
-                stopping = any_rank(stop.signum is not None, ddp.world, device)
-                if done % tc.ckpt_every == 0 or done == end or stopping:
-                    save(done)
-                    saved = done
-                if stopping:
-                    stopped_by = signal.Signals(stop.signum or signal.SIGTERM).name
-                    log(f"{stopped_by}: saved a checkpoint at step {done}; resume with `openjepa train --resume {run_dir}`")
-                    break
-            if step > saved and stopped_by is None:  # the last steps were skipped as non-finite
-                save(step)
-                saved = step
-        except KeyboardInterrupt:
-            log(f"interrupted: the newest checkpoint is at step {saved}; resume with `openjepa train --resume {run_dir}`")
-            raise
-        finally:
-            bar.close()
-            logger.close()
-
-    finished = step >= tc.steps
-    if finished and any_rank(ddp.main and not (ckpt_dir / "best.pt").exists(), ddp.world, device):
-        save(step, ckpt_dir / "best.pt")
-    barrier(ddp.world)
-    return {"run_dir": str(run_dir), "steps": step, "finished": finished, "final_loss": last_loss,
-            "collapse_warned": collapse_warned, "stall_warned": stall_warned, "stopped_by": stopped_by,
-            "rollbacks": rollbacks}
+def monitor_step(run: Run, state: LoopState, ckpts: Checkpoints, monitor: Monitor, method: torch.nn.Module,
+                 bar: tqdm) -> None:
+    """The online panel at this step (logged and printed), its warnings, and best.pt when the score (kNN top-1,
+    else RankMe) beats the best so far. Under FSDP every rank comes here; rank 0 reports and decides."""
+    tc, step = run.cfg.train, state.step
+    panel, summary = run_monitor(monitor, method, run.device, tc.precision)
+    run.logger.log({"step": step, **panel})
+    say = bar.write if tc.progress and run.ddp.main else run.log
+    say(f"step {step}: {summary}")
+    warns, collapsed, stalled = panel_warnings(panel, step, tc.steps, state.stall_warned)
+    state.collapse_warned |= collapsed
+    state.stall_warned |= stalled
+    for warn in warns:
+        say("!" * 80 + "\n" + warn + "\n" + "!" * 80 if tc.progress else "WARNING: " + warn)
+    score = panel.get("knn_top1", panel["rankme"])
+    if any_rank(run.ddp.main and score > state.best, run.ddp.world if run.fsdp else 1, run.device):
+        state.best = score
+        ckpts.save_as(state, run.ckpt_dir / "best.pt")
 
 
 def stop_if_unfinished(summary: dict[str, Any], what: str, hint: str = "") -> None:
