@@ -152,3 +152,29 @@ def test_readme_is_short_and_opens_with_the_setup_commands():
     assert len(lines) == len(SETUP_COMMANDS)
     for line, command in zip(lines, SETUP_COMMANDS):
         assert line.startswith(command + " "), f"README set-up line changed: {line!r}"
+
+
+def _architecture_names() -> tuple[set[str], set[str]]:
+    """Module paths (`x.py`, `x/`) and registry names (`METHODS` ...) that docs/architecture.md mentions in code spans."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    spans = re.findall(r"`([^`]+)`", text)
+    paths = {s for s in spans if re.fullmatch(r"[a-z_/]+(\.py|/)", s)}
+    registries = {s for s in spans if re.fullmatch(r"[A-Z_]{4,}", s)}
+    return paths, registries
+
+
+def test_architecture_map_names_real_modules_and_registries():
+    """Every module or folder the map names exists in the package (by its path in the package, or as the end of
+    one: `vit.py` in the models row), or in the repository (`tests/...`); every registry it names is defined at
+    module level somewhere in the package."""
+    pkg = ROOT / "src" / "openjepa"
+    paths, registries = _architecture_names()
+    assert len(paths) > 30 and {"METHODS", "DATASETS", "ENCODERS", "ENVS", "SUITES", "PLANNERS"} <= registries
+    every = {p.relative_to(pkg).as_posix() for p in pkg.rglob("*.py")}
+    every |= {p.relative_to(pkg).as_posix() + "/" for p in pkg.rglob("*") if p.is_dir()}
+    missing = [p for p in sorted(paths) if p not in every and not any(e.endswith("/" + p) for e in every)
+               and not (ROOT / p).exists()]
+    assert not missing, f"docs/architecture.md names modules that do not exist: {missing}"
+    source = "\n".join(p.read_text() for p in pkg.rglob("*.py"))
+    undefined = [r for r in sorted(registries) if not re.search(rf"^{r}\b[^=\n]*=", source, re.M)]
+    assert not undefined, f"docs/architecture.md names registries that are not defined: {undefined}"
