@@ -8,8 +8,13 @@ them), so the output is a pure function of (file, u): the caller derives u from 
 The crop follows data/transforms.py:random_resized_crop, applied to the decoded image at its own resolution (as
 torchvision's RandomResizedCrop does) instead of to a pre-resized square: area fraction s ~ U(crop_scale),
 aspect ratio (width / height) log-uniform in `ratio`, a side that does not fit is clamped and the other grown to
-keep the area, position uniform; the box is resampled to size x size with PIL's bilinear filter (antialiased
-when shrinking). crop_scale=None gives the evaluation view: the centred square of the short side, no flip.
+keep the area, position uniform. The box is rounded to whole pixels (as torchvision's crop) and resampled to
+size x size with an antialiased bilinear filter (the triangle filter PIL's BILINEAR uses, widened when shrinking),
+run by torch's uint8 kernel: 3-5x faster than PIL's on one core, and the same output whatever the number of
+threads. A JPEG whose box is at least twice the output size is decoded at 1/2, 1/4 or 1/8 scale in the DCT
+(PIL's draft mode; the largest reduction that keeps the box >= size x size), so large photos cost a fraction of a
+full decode; the output is then the same filter applied to the smaller image (close to, not bit-equal to, the
+full-scale result). crop_scale=None gives the evaluation view: the centred square of the short side, no flip.
 A clip uses one box and one flip for all its frames, and a random window of `frames` consecutive frames (a
 shorter clip is padded with its last frame).
 
@@ -22,12 +27,15 @@ from __future__ import annotations
 import io
 import math
 import struct
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image
 
 # what PIL, numpy and PyAV raise on a corrupt, truncated or vanished file
@@ -55,12 +63,53 @@ def crop_box(width: int, height: int, u: np.ndarray, scale: tuple[float, float] 
     return (x0, y0, x0 + w, y0 + h)
 
 
+def _draft(im: Image.Image, box: Box, size: int) -> tuple[Image.Image, Box]:
+    """Ask a JPEG to decode at the largest scale 1/2, 1/4 or 1/8 at which `box` still spans >= size pixels on
+    each side; returns the image (not yet decoded) and the box in its coordinates. Other formats: unchanged."""
+    side = min(box[2] - box[0], box[3] - box[1])
+    s = 1
+    while s < 8 and side / (2 * s) >= size:
+        s *= 2
+    if s == 1 or im.format != "JPEG":
+        return im, box
+    W, H = im.size
+    got = im.draft(None, (W // s, H // s))  # PIL picks 1/s: W // (W // s) >= s and < 2s
+    if got is None:
+        return im, box
+    f = W / got[1][2]  # the scale PIL chose
+    return im, (box[0] / f, box[1] / f, box[2] / f, box[3] / f)
+
+
+def _decoded(im: Image.Image, mode: str) -> Image.Image:
+    """`im` decoded in full (a truncated file fails here) and in `mode`; converted only when its mode differs
+    (convert to the same mode would copy the image)."""
+    im.load()
+    return im if im.mode == mode else im.convert(mode)
+
+
+def _pixel_box(box: Box, width: int, height: int) -> tuple[int, int, int, int]:
+    """`box` rounded to whole pixels inside the image, at least 1 x 1."""
+    x0, y0 = min(max(round(box[0]), 0), width - 1), min(max(round(box[1]), 0), height - 1)
+    return x0, y0, min(max(round(box[2]), x0 + 1), width), min(max(round(box[3]), y0 + 1), height)
+
+
 def _resample(im: Image.Image, box: Box, size: int, flip: bool) -> np.ndarray:
-    """The box of `im` resampled to (size, size), mirrored when `flip`: uint8 (size, size[, 3])."""
-    out = im.resize((size, size), Image.BILINEAR, box=box)
+    """The box of `im` (decoded, in its mode) resampled to (size, size), mirrored when `flip`: uint8 (size, size[, C])
+    (a view: `np.ascontiguousarray(_chw(...))` makes the one copy).
+
+    torch's antialiased bilinear on uint8 (channels-last) is the filter PIL's resize(BILINEAR) applies, without
+    PIL's cost (0.16 vs 0.5-0.8 ms per 224 px crop on one core); it runs per output pixel, so threads change
+    nothing (workers=0 in the main process and workers>0 give the same pixels)."""
+    crop = np.asarray(im.crop(_pixel_box(box, im.width, im.height)))  # (h, w[, C]), read-only
+    with warnings.catch_warnings():  # the array is only read: torch's "not writable" warning does not apply
+        warnings.simplefilter("ignore", UserWarning)
+        t = torch.from_numpy(crop)
+    t = (t[None] if t.ndim == 2 else t.permute(2, 0, 1)).unsqueeze(0)  # (1, C, h, w), a channels-last view
+    out = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+    a = out.permute(1, 2, 0).numpy()  # (S, S, C): channels-last memory, a view
     if flip:
-        out = out.transpose(Image.FLIP_LEFT_RIGHT)
-    return np.asarray(out, dtype=np.uint8)
+        a = a[:, ::-1]
+    return a[..., 0] if crop.ndim == 2 else a
 
 
 def _chw(a: np.ndarray) -> np.ndarray:
@@ -79,8 +128,9 @@ class ImageDecoder:
 
     def __call__(self, source: Path | bytes, u: np.ndarray) -> np.ndarray:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
-            im = im.convert("L" if self.channels == 1 else "RGB")  # decodes fully: a truncated file fails here
-        box = crop_box(im.width, im.height, u, self.crop_scale, self.ratio)
+            box = crop_box(im.width, im.height, u, self.crop_scale, self.ratio)  # from the header's size
+            im, box = _draft(im, box, self.size)
+            im = _decoded(im, "L" if self.channels == 1 else "RGB")
         flip = self.flip and self.crop_scale is not None and u[4] < 0.5
         return np.ascontiguousarray(_chw(_resample(im, box, self.size, flip)))
 
