@@ -44,6 +44,7 @@ VALUE = {
     "train.ckpt_every": 100, "train.accum_steps": 2, "train.parallel": "fsdp", "train.keep_last": 2,
     "train.max_bad_steps": 2, "train.on_nonfinite": "stop", "train.rollback_lr_factor": 0.25,
     "train.max_rollbacks": 1, "train.stop_after": 10, "train.threads": 1, "train.progress": False,
+    "train.compile": True,
     "eval.train_samples": 1000, "eval.test_samples": 500, "eval.knn_k": 10, "eval.knn_temperature": 0.1,
     "eval.batch_size": 64, "eval.probe_iters": 50,
     "video.frames": 32, "video.tubelet": 4, "video.context_frames": 4, "video.mask": "tube", "video.target": "residual",
@@ -85,7 +86,7 @@ _ALL = ("model.dim", "model.depth", "data.img_size", "data.channels", "data.batc
         f"train.{k}" for k in ("steps", "seed", "device", "precision", "log_every", "monitor_every",
                                "monitor_samples", "ckpt_every", "accum_steps", "parallel", "keep_last",
                                "max_bad_steps", "on_nonfinite", "rollback_lr_factor", "max_rollbacks",
-                               "stop_after", "threads", "progress"))
+                               "stop_after", "threads", "progress", "compile"))
 _EVAL = tuple(f"eval.{k}" for k in ("train_samples", "test_samples", "knn_k", "knn_temperature", "batch_size",
                                     "probe_iters"))
 _VIT = ("model.patch_size", "model.heads", "model.mlp_ratio")

@@ -183,7 +183,8 @@ class TrainConfig:
     steps: int = 1000  # optimiser steps (the schedules span exactly this many)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    precision: str = "bf16"  # bf16 (autocast; the fast path on CPU and GPU) | fp32
+    precision: str = "bf16"  # bf16 (autocast) | fp32 | auto (CUDA: bf16 where supported; CPU: the faster of the
+    # two in a short probe of this machine, cached in ~/.cache/openjepa/precision.json; train/precision.py)
     loss: str = "smooth_l1"  # smooth_l1 (I-JEPA code) | l2 (I-JEPA paper)
     log_every: int = 10  # steps between metrics.jsonl rows
     monitor_every: int = 100  # steps between online collapse panel + kNN probe (0 disables)
@@ -199,10 +200,14 @@ class TrainConfig:
     stop_after: int = 0  # stop (as if killed) after this many steps of this invocation; 0 = run to the end
     threads: int = 0  # torch CPU threads; 0 = torch default
     progress: bool = True  # tqdm progress bar
+    # torch.compile every transformer block (train/compile.py; dynamic token counts, so varying mask sizes do not
+    # recompile); opt-in until measured on a GPU
+    compile: bool = False
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, "train.steps", f"must be >= 1, got {self.steps}")
-        _check(self.precision in ("bf16", "fp32"), "train.precision", f"must be 'bf16' or 'fp32', got {self.precision!r}")
+        _check(self.precision in ("bf16", "fp32", "auto"), "train.precision",
+               f"must be 'bf16', 'fp32' or 'auto', got {self.precision!r}")
         _check(self.loss in ("smooth_l1", "l2"), "train.loss", f"must be 'smooth_l1' or 'l2', got {self.loss!r}")
         dev = self.device.split(":")[0]
         _check(dev in ("auto", "cpu", "cuda", "mps"), "train.device", f"must be auto, cpu, cuda[:N] or mps, got {self.device!r}")
@@ -216,6 +221,8 @@ class TrainConfig:
         for key in ("monitor_every", "stop_after", "threads", "max_rollbacks"):
             _check(getattr(self, key) >= 0, f"train.{key}", f"must be >= 0, got {getattr(self, key)}")
         _check(self.monitor_samples >= 16, "train.monitor_samples", f"must be >= 16, got {self.monitor_samples}")
+        _check(not (self.compile and self.parallel == "fsdp"), "train.compile",
+               "is not supported with train.parallel=fsdp (FSDP's per-block hooks would be traced); use ddp or drop it")
 
 
 @dataclass

@@ -14,6 +14,7 @@ from openjepa.data.transforms import normalize
 from openjepa.data.stream import BatchStream, step_generator
 from openjepa.eval.features import autocast
 from openjepa.train.checkpoint import first_nonfinite
+from openjepa.train.compile import compile_blocks
 from openjepa.train.distributed import all_reduce_grads, any_rank, grad_norm, local, reshard, shard
 
 
@@ -80,7 +81,13 @@ def train_step(method: torch.nn.Module, opt: torch.optim.Optimizer, batch: dict[
 
     A non-finite loss or gradient never reaches the weights: the gradients are dropped, nothing else happens and
     `skipped` names the tensor; every rank reaches the same verdict. `params` are the trainable parameters (found
-    when not given)."""
+    when not given). With `train.compile` the method's blocks are compiled at the first call (train/compile.py).
+    `train.precision` must be resolved (bf16 or fp32: the loop resolves `auto`, train/precision.py)."""
+    if cfg.train.precision not in ("bf16", "fp32"):
+        raise ValueError(f"train_step needs a resolved train.precision (bf16 or fp32), got "
+                         f"{cfg.train.precision!r}: resolve it with openjepa.train.precision.resolve_precision")
+    if cfg.train.compile:
+        compile_blocks(method)  # the first step compiles; later calls find every block compiled
     params = trainable(method) if params is None else params
     opt.zero_grad(set_to_none=True)
     loss, logs, bad_loss = forward_backward(method, batch, device, cfg.train.precision, cfg.train.accum_steps)
