@@ -67,6 +67,19 @@ def test_ema_moves_target_toward_online():
     assert all(torch.equal(t, o) for t, o in zip(target.parameters(), online.parameters()))
 
 
+def test_foreach_lerp_ema_equals_the_per_parameter_update():
+    """ema_update's one foreach lerp == m * target + (1 - m) * online parameter by parameter; buffers copied."""
+    online, target = tiny_vit(), tiny_vit()
+    online.register_buffer("count", torch.tensor([3.0]))
+    target.register_buffer("count", torch.tensor([0.0]))
+    m = 0.996
+    expected = [m * t.detach() + (1 - m) * o.detach() for t, o in zip(target.parameters(), online.parameters())]
+    ema_update(target, online, m)
+    for (name, t), e in zip(target.named_parameters(), expected):
+        assert torch.allclose(t, e, rtol=0, atol=1e-7), name
+    assert torch.equal(target.count, online.count)
+
+
 def test_ema_schedule():
     assert ema_momentum(0, 100, 0.996, 1.0) == 0.996
     assert abs(ema_momentum(50, 100, 0.996, 1.0) - 0.998) < 1e-12

@@ -38,6 +38,7 @@ from openjepa.train.distributed import (Dist, any_rank, barrier, broadcast_param
 from openjepa.train.logging import MetricsLogger
 from openjepa.train.monitor import Monitor, build_monitor, panel_warnings, run_monitor
 from openjepa.train.optim import apply_schedules, build_optimizer
+from openjepa.train.precision import resolve_precision
 from openjepa.train.run import load_train_data, provenance, select_device
 from openjepa.train.step import StepResult, step_batch, train_step, trainable
 from openjepa.validate import resolve_config
@@ -204,6 +205,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, log, force: bool) -> dict[s
     ddp, device = place_process(cfg)
     if not ddp.main:  # rank 0 alone logs, evaluates and writes files
         log = _quiet
+    tc.precision = resolve_precision(cfg, device, log)  # auto -> bf16 | fp32, saved so in config.yaml
     meta = open_run_dir(cfg, run_dir, resume, ddp.main)
     x_all, y_all = load_train_data(cfg)
     monitor, x_train = build_monitor(cfg, x_all, y_all)
