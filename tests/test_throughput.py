@@ -48,6 +48,9 @@ def test_rows_have_the_contract_keys_and_consistent_figures(tmp_path, monkeypatc
     for r in cpu:
         assert {"config", "dtype", "samples_per_s", "gflops_per_s", "mfu", "peak_gflops", "gflop_per_step"} <= set(r)
         assert r["samples_per_s"] > 0 and r["gflop_per_step"] > 0 and r["timed_steps"] == 4
+        assert r["cpu_model"] and r["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+        assert set(r["cpu_flags"]) <= {"amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2"}
+        assert r["compile"] is False
         expect = r["gflop_per_step"] * r["samples_per_s"] / r["batch_size"]
         assert abs(r["gflops_per_s"] - expect) <= 0.01 * expect + 0.1
         assert abs(r["mfu"] - r["gflops_per_s"] / r["peak_gflops"]) <= 0.01 * r["mfu"]

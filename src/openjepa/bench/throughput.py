@@ -11,7 +11,9 @@ collate, autocast, backward, clip, optimiser, EMA) for a few warm-up steps and t
     peak_gflops     the best dense square matmul rate in that dtype, measured on the same device right after the
                     row's timed steps (median of repeats, best size), so the ratio holds on a machine whose speed drifts
 and a `time_breakdown` (share of the step's host time per operator group, from torch.profiler over the same
-`train_step`) unless quick.
+`train_step`) unless quick. Each row names what sets its peak: the CPU's model, its matmul flags (AMX, AVX512-BF16,
+AVX512F, AVX2 from /proc/cpuinfo) and torch's CPU kernel level (`cpu_model`, `cpu_flags`, `cpu_capability`), the
+GPU's name on CUDA (`gpu`), and whether the blocks were compiled (`compile`, train.compile).
 Rows whose device is missing (GPU presets on a CPU machine) are listed with `skipped` and the reason.
 Data: the presets' own data on CPU (Fashion-MNIST; 128 procedural videos for V-JEPA; 256 Two-Rooms episodes
 collected into the workdir for the world model); GPU presets use `data.dataset=synthetic` (random images of
@@ -38,6 +40,7 @@ from openjepa.train.logging import read_metrics
 from openjepa.train.loop import train
 from openjepa.train.monitor import build_monitor
 from openjepa.train.optim import build_optimizer
+from openjepa.train.precision import cpu_info
 from openjepa.train.run import find_preset, load_train_data, provenance, select_device
 from openjepa.train.step import step_batch, train_step
 from openjepa.validate import resolve_config
@@ -79,6 +82,14 @@ def matmul_peak(dtype: str, device: torch.device, sizes: tuple[int, ...] | None 
             times.append(time.perf_counter() - t)
         best = max(best, 2 * n ** 3 / statistics.median(times) / 1e9)
     return best
+
+
+def device_fields(device: torch.device) -> dict[str, Any]:
+    """The hardware behind a row's figures: the host CPU (cpu_info) and, on CUDA, the GPU's name."""
+    fields = cpu_info()
+    if device.type == "cuda":
+        fields["gpu"] = torch.cuda.get_device_name(device)
+    return fields
 
 
 def sample_batches(cfg: Config, method: torch.nn.Module, steps: int = 3) -> list[dict[str, torch.Tensor]]:
@@ -204,7 +215,8 @@ def run_throughput(quick: bool, workdir: Path, overrides: list[str], out: Path, 
             cfgs[f"{name}/{dtype}"] = cfg.to_dict()
             device = select_device(cfg.train.device)
             print(f"== bench throughput: {name} {dtype} on {device} ({warmup} + {timed} steps)", flush=True)
-            row = {**base, "device": str(device), "batch_size": cfg.data.batch_size,
+            row = {**base, "device": str(device), "batch_size": cfg.data.batch_size, "compile": cfg.train.compile,
+                   **device_fields(device),
                    **measure(cfg, suite_dir / f"{name}_{dtype}", device, warmup, timed, profile=not quick)}
             print(json.dumps(row), flush=True)
             rows.append(row)
