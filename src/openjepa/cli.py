@@ -24,6 +24,7 @@ EPILOG = """examples:
   openjepa train --resume runs/smoke              # continue a run from its last checkpoint
   openjepa eval runs/smoke --baselines            # linear probe + kNN + collapse panel on Fashion-MNIST test
   openjepa embed runs/smoke my_images/ --out features.npy
+  openjepa embed runs/smoke shards/ --out feats.safetensors --pool lastk --workers 8
   openjepa bench images --quick --out bench.json
   openjepa train vjepa_physics_cpu --out runs/vjepa  # video world model on procedural physics videos
   openjepa surprise runs/vjepa clip.mp4 --json      # violation-of-expectation surprise per frame
@@ -97,21 +98,71 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _embed_source(path: str):
+    """(eval encoder, Config) of a checkpoint, run directory or `openjepa export` folder."""
+    from openjepa.export import is_export, load_encoder_and_config
+    from openjepa.train.checkpoint import load_method
+
+    if is_export(path):
+        return load_encoder_and_config(path)
+    method, cfg, _ = load_method(path)
+    return method.eval_encoder(), cfg
+
+
+def _write_features(out: Path, z: torch.Tensor, labels: torch.Tensor | None, names: list[str] | None,
+                    classes: list[str] | None) -> list[Path]:
+    """FILE.npy (+ FILE.labels.npy) or FILE.safetensors (tensors features, labels; class names in its metadata),
+    and FILE.files.txt with one input name per row when the input had names. Returns the files written."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    written = [out]
+    if out.suffix.lower() == ".safetensors":
+        from safetensors.torch import save_file
+
+        tensors = {"features": z.contiguous()} | ({"labels": labels.contiguous()} if labels is not None else {})
+        save_file(tensors, str(out), metadata={"classes": json.dumps(classes or [])})
+    else:
+        np.save(out, z.numpy())
+        if labels is not None:
+            written.append(out.with_name(out.stem + ".labels.npy"))
+            np.save(written[-1], labels.numpy())
+    if names is not None:
+        written.append(out.with_name(out.name + ".files.txt"))
+        written[-1].write_text("".join(n + "\n" for n in names))
+    return written
+
+
 def cmd_embed(args: argparse.Namespace) -> int:
     from openjepa.data.image_files import load_images
-    from openjepa.eval.features import extract_features
-    from openjepa.train.checkpoint import load_method
+    from openjepa.eval.features import extract_features, featurize_records, index_input
     from openjepa.train.run import select_device
 
-    method, cfg, _ = load_method(args.checkpoint)
-    device = select_device(cfg.train.device)
-    x, _ = load_images(args.input, cfg.data.img_size, cfg.data.channels, skip_bad=args.skip_bad)
-    z = extract_features(method.eval_encoder().to(device), x, device, cfg.train.precision, cfg.eval.batch_size,
-                         progress=True, desc="embed")
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, z.numpy())
-    print(f"wrote {out}: shape {tuple(z.shape)} (N images, D={z.shape[1]} mean-pooled features)")
+    if out.suffix.lower() not in (".npy", ".safetensors"):
+        raise ValueError(f"--out must end in .npy or .safetensors, got {out.name}")
+    if args.workers < 0 or args.k < 1:
+        raise ValueError("--workers must be >= 0 and --k >= 1")
+    encoder, cfg = _embed_source(args.checkpoint)
+    device = select_device(cfg.train.device)
+    encoder = encoder.to(device)
+    batch = args.batch_size or cfg.eval.batch_size
+    size, channels = cfg.data.img_size, cfg.data.channels
+    if Path(args.input).suffix.lower() == ".npy":  # an in-memory array, as before
+        x, _ = load_images(args.input, size, channels, skip_bad=args.skip_bad)
+        z = extract_features(encoder, x, device, cfg.train.precision, batch, progress=True, desc="embed",
+                             pool=args.pool, k=args.k)
+        labels = names = classes = None
+    else:
+        records = index_input(args.input, getattr(cfg.data, "index_dir", None))
+        r = featurize_records(encoder, records, size, channels, device, cfg.train.precision, batch, args.workers,
+                              args.pool, args.k, skip_bad=args.skip_bad, progress=True)
+        z, labels, names, classes = r["features"], r["labels"], r["names"], records.classes
+        if r["bad"]:
+            print(f"skipped {len(r['bad'])} unreadable image(s), e.g. {r['bad'][0][0]} ({r['bad'][0][1]})")
+    written = _write_features(out, z, labels, names, classes)
+    what = {"mean": "mean-pooled features", "tokens": "token features",
+            "lastk": f"mean-pooled features of the last {args.k} blocks, concatenated"}[args.pool]
+    print(f"wrote {out}: shape {tuple(z.shape)} (N images, {what})"
+          + (f"; also {', '.join(str(w) for w in written[1:])}" if written[1:] else ""))
     return 0
 
 
@@ -262,12 +313,25 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval)
 
     m = sub.add_parser("embed", help="embed images with a trained encoder",
-                       description="Write mean-pooled encoder features (N, D) float32 for a folder of PNG/JPEG "
-                       "images (searched recursively, sorted by path) or an .npy uint8 array (N, H, W) / (N, H, W, C). "
-                       "Images are converted to the model's size and channels.")
-    m.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or run directory")
-    m.add_argument("input", metavar="INPUT", help="image folder or .npy file")
-    m.add_argument("--out", required=True, metavar="FEATURES.npy")
+                       description="Write encoder features of every image of INPUT: a folder of PNG/JPEG images "
+                       "(searched recursively, sorted by path; ImageNet layout root/<class>/... gives labels), a .tar "
+                       "shard or a folder of them (WebDataset style, labels from .cls members), or an .npy uint8 "
+                       "array (N, H, W) / (N, H, W, C). Folders and shards are decoded in --workers processes "
+                       "with the evaluation view (the centred square of the short side at the model's size, no "
+                       "augmentation). The encoder is the one `openjepa export` writes (I-JEPA/V-JEPA: the EMA "
+                       "target encoder). Writes FEATURES.npy (+ FEATURES.labels.npy for labelled input) or "
+                       "FEATURES.safetensors (tensors 'features' and 'labels', class names in its metadata), and "
+                       "FEATURES.<suffix>.files.txt naming the input file of each row (folders and shards).")
+    m.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file, run directory or `openjepa export` folder")
+    m.add_argument("input", metavar="INPUT", help="image folder, .tar shard(s) or .npy file")
+    m.add_argument("--out", required=True, metavar="FEATURES.npy|FEATURES.safetensors")
+    m.add_argument("--pool", choices=["mean", "tokens", "lastk"], default="mean",
+                   help="mean: (N, D) mean over tokens of the last layer (default); tokens: (N, T, D); lastk: the "
+                   "mean-pooled outputs of the last --k blocks concatenated, (N, k*D) (the linear-probe protocol)")
+    m.add_argument("--k", type=int, default=4, help="blocks for --pool lastk (default 4)")
+    m.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                   help="decoding processes for folders and shards (default min(4, CPUs); 0: in this process)")
+    m.add_argument("--batch-size", type=int, help="images per forward pass (default: the run's eval.batch_size)")
     m.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted) instead of failing")
     m.set_defaults(func=cmd_embed)
 

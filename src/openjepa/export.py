@@ -2,7 +2,8 @@
 
     export_encoder(checkpoint_or_run_dir, out_dir)   writes the encoder that the method evaluates
                                                       (`eval_encoder()`: the EMA target for I-JEPA)
-    load_encoder(out_dir) -> nn.Module (eval mode)    rebuilds it from config.json and loads the tensors
+    load_encoder(out_dir) -> nn.Module (eval mode)    rebuilds it from config.json and loads the tensors;
+                                                      encoder.features(images, pool) for frozen features
 
 safetensors files hold raw tensors and a JSON header only, so loading one runs no code; config.json holds the
 run's resolved config (it decides the architecture) and provenance.
@@ -35,13 +36,25 @@ def export_encoder(checkpoint: str | Path, out_dir: str | Path) -> Path:
     info: dict[str, Any] = {"format": FORMAT, "config": cfg.to_dict(), "step": int(state["step"]),
                             "source": str(resolve_checkpoint(checkpoint)), "meta": state.get("meta", {}),
                             "output": "tokens (B, N, D) from forward(x (B, C, H, W)) (video models: x (B, C, T, H, W)); "
-                                      "mean over N for one vector"}
+                                      "mean over N for one vector, or encoder.features(images, pool)"}
     (out / "config.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
     return out
 
 
+def is_export(path: str | Path) -> bool:
+    """Whether `path` is a folder written by `openjepa export`."""
+    p = Path(path)
+    return (p / "config.json").is_file() and (p / "model.safetensors").is_file()
+
+
 def load_encoder(path: str | Path, device: torch.device | str = "cpu") -> nn.Module:
-    """The encoder exported to `path` (a folder from `openjepa export`), in eval mode on `device`."""
+    """The encoder exported to `path` (a folder from `openjepa export`), in eval mode on `device`; its
+    `features(images, pool="mean"|"tokens"|"lastk")` gives frozen features (models/features.py)."""
+    return load_encoder_and_config(path, device)[0]
+
+
+def load_encoder_and_config(path: str | Path, device: torch.device | str = "cpu"):
+    """(encoder, the run's resolved Config) of an exported folder: the config says the input size and channels."""
     from safetensors.torch import load_file
 
     from openjepa.config import build_config
@@ -67,4 +80,4 @@ def load_encoder(path: str | Path, device: torch.device | str = "cpu") -> nn.Mod
     except Exception as e:  # re-raised with the file name
         raise ValueError(f"cannot read {weights}: {e}") from e
     encoder.load_state_dict(tensors, strict=True)
-    return encoder.to(device).eval()
+    return encoder.to(device).eval(), cfg

@@ -14,8 +14,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from openjepa.models.features import Features
 
-class ConvEncoder(nn.Module):
+
+class ConvEncoder(Features, nn.Module):
     def __init__(self, img_size: int, patch_size: int = 0, in_chans: int = 1, dim: int = 64, depth: int = 4,
                  heads: int = 1, mlp_ratio: float = 4.0, width: int | None = None):
         super().__init__()

@@ -2,7 +2,8 @@
 
     TubeletEmbed     x (B, C, T, H, W) -> tokens (B, N, D), N = (T/t)(H/p)(W/p); non-overlapping t x p x p tubelets,
                      embedded linearly or by a hierarchical MLP stem (each token sees only its own tubelet)
-    VideoTransformer forward(x, idx=None) -> z (B, N or K, D): tubelets + fixed 3-D sin-cos positions + ViT blocks
+    VideoTransformer forward(x, idx=None) -> z (B, N or K, D): tubelets + fixed 3-D sin-cos positions + ViT blocks;
+                     block_outputs and features(clips, pool, k) as the image ViT (models/features.py)
     CausalPredictor  forward(z_ctx, ctx_idx, tgt_idx) -> (B, M, Kt, out): mask-token predictor whose attention is
                      frame-causal: a token at time slice s attends only to tokens at slices <= s
 
@@ -16,8 +17,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from openjepa.models.features import Features
 from openjepa.models.predictor import MaskTokenPredictor
-from openjepa.models.vit import Block, gather_tokens, init_weights, rescale_blocks, sincos_pos_embed
+from openjepa.models.vit import (Block, gather_tokens, init_weights, rescale_blocks, run_blocks,
+                                 sincos_pos_embed)
 
 
 def patchify3d(x: torch.Tensor, tubelet: int, patch_size: int) -> torch.Tensor:
@@ -98,7 +101,7 @@ class TubeletEmbed(nn.Module):
         return self.proj(x).flatten(2).transpose(1, 2)  # (B, D, T', h, w) -> (B, N, D)
 
 
-class VideoTransformer(nn.Module):
+class VideoTransformer(Features, nn.Module):
     """Video ViT: x (B, C, T, H, W) -> z (B, N, D), or only the tokens at idx (B, K) -> (B, K, D) (gathered before
     the blocks, so the other tokens' pixels cannot reach the output). Clips of another length (a multiple of
     the tubelet; same H, W) get sin-cos positions for their own number of time slices."""
@@ -120,9 +123,8 @@ class VideoTransformer(nn.Module):
     def num_patches(self) -> int:
         return self.patch_embed.num_patches
 
-    def forward(self, x: torch.Tensor, idx: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
-        """causal: frame-causal attention (a token at slice s sees only tokens at slices <= s), so the output at
-        slice s is a function of the frames up to s alone."""
+    def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
+        """Tubelet tokens + positions before the blocks, (B, N, D), and their grid (T', h, w)."""
         if x.dim() != 5:
             raise ValueError(f"expected a video batch (B, C, T, H, W), got shape {tuple(x.shape)}")
         t, p = self.patch_embed.tubelet, self.patch_embed.patch_size
@@ -131,7 +133,12 @@ class VideoTransformer(nn.Module):
             raise ValueError(f"video frames {tuple(x.shape[3:])} differ from the model's "
                              f"{self.grid[1] * p}x{self.grid[2] * p}")
         pos = self.pos_embed if grid == self.grid else sincos_pos_embed(self.dim, grid).unsqueeze(0).to(x.device)
-        z = self.patch_embed(x) + pos  # (B, N, D)
+        return self.patch_embed(x) + pos, grid  # (B, N, D)
+
+    def forward(self, x: torch.Tensor, idx: torch.Tensor | None = None, causal: bool = False) -> torch.Tensor:
+        """causal: frame-causal attention (a token at slice s sees only tokens at slices <= s), so the output at
+        slice s is a function of the frames up to s alone."""
+        z, grid = self.embed(x)
         if idx is not None:
             z = gather_tokens(z, idx)  # (B, K, D)
         mask = None
@@ -142,6 +149,10 @@ class VideoTransformer(nn.Module):
         for blk in self.blocks:
             z = blk(z, mask)
         return self.norm(z)
+
+    def block_outputs(self, x: torch.Tensor, last: int) -> list[torch.Tensor]:
+        """[(B, N, D)] after each of the last `last` blocks, through the final norm (models/features.py)."""
+        return run_blocks(self.blocks, self.norm, self.embed(x)[0], last)
 
 
 class CausalPredictor(MaskTokenPredictor):

@@ -4,6 +4,8 @@ Follows Dosovitskiy et al. 2021 (ViT) with the I-JEPA conventions (Assran et al.
 fixed 2-D sin-cos positional embeddings, a final LayerNorm. Every encoder has the same API:
 
     forward(x, idx=None) -> z        x (B, C, H, W); idx (B, K) patch indices to keep; z (B, N or K, D)
+    block_outputs(x, last) -> [z]    the tokens after each of the last `last` blocks, through the final norm
+    features(images, pool, k)        frozen pooled features (models/features.py)
 
 The patch embedding is its own module exposing `grid` (the token grid shape) and `num_patches`, so a
 3-D tubelet embedding for video (grid (T', H', W')) can sit next to `PatchEmbed2D` and reuse the rest.
@@ -16,6 +18,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from openjepa.models.features import Features
 
 
 def sincos_1d(dim: int, pos: torch.Tensor) -> torch.Tensor:
@@ -151,7 +155,20 @@ def rescale_blocks(blocks: nn.ModuleList) -> None:
         blk.mlp[2].weight.data.div_(math.sqrt(2.0 * i))
 
 
-class VisionTransformer(nn.Module):
+def run_blocks(blocks: nn.ModuleList, norm: nn.Module, z: torch.Tensor, last: int,
+               attn_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """z through every block; norm(z) after each of the last `last` blocks, oldest first."""
+    if not 1 <= last <= len(blocks):
+        raise ValueError(f"k={last}: the encoder has {len(blocks)} blocks")
+    out = []
+    for i, blk in enumerate(blocks):
+        z = blk(z, attn_mask)
+        if i >= len(blocks) - last:
+            out.append(norm(z))
+    return out
+
+
+class VisionTransformer(Features, nn.Module):
     """ViT encoder: x (B, C, H, W) -> tokens z (B, N, D), or only the tokens at `idx` (B, K) -> (B, K, D).
 
     Inputs of another size (divisible by the patch size; e.g. LeJEPA's local views) get sin-cos positions
@@ -180,14 +197,22 @@ class VisionTransformer(nn.Module):
             return self.pos_embed
         return sincos_pos_embed(self.dim, tuple(grid), extent=self.grid).unsqueeze(0).to(device)
 
-    def forward(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+    def embed(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Patch tokens + positions, before the blocks: (B, N or K, D)."""
         p = self.patch_embed.proj.kernel_size[0]
         if x.shape[-2] % p or x.shape[-1] % p:
             raise ValueError(f"input size {tuple(x.shape[-2:])} is not divisible by the patch size {p}")
         grid = (x.shape[-2] // p, x.shape[-1] // p)
         z = self.patch_embed(x) + self.pos_embed_for(grid, x.device)  # (B, N, D)
-        if idx is not None:
-            z = gather_tokens(z, idx)  # (B, K, D)
+        return gather_tokens(z, idx) if idx is not None else z  # (B, K, D)
+
+    def forward(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        z = self.embed(x, idx)
         for blk in self.blocks:
             z = blk(z)
         return self.norm(z)
+
+    def block_outputs(self, x: torch.Tensor, last: int) -> list[torch.Tensor]:
+        """[(B, N, D)] after each of the last `last` blocks, each through the final norm (oldest first; the last
+        is forward(x))."""
+        return run_blocks(self.blocks, self.norm, self.embed(x), last)
