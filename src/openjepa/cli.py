@@ -23,6 +23,7 @@ EPILOG = """examples:
   openjepa train configs/ijepa_vit_cpu.yaml --train.steps=2000 --optim.lr=5e-4
   openjepa train --resume runs/smoke              # continue a run from its last checkpoint
   openjepa eval runs/smoke --baselines            # linear probe + kNN + collapse panel on Fashion-MNIST test
+  openjepa eval runs/smoke --train-dir imgs/train --val-dir imgs/val   # ... on your labelled folders
   openjepa embed runs/smoke my_images/ --out features.npy
   openjepa embed runs/smoke shards/ --out feats.safetensors --pool lastk --workers 8
   openjepa bench images --quick --out bench.json
@@ -86,7 +87,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         overrides.append(f"--eval.test_samples={args.test_samples}")
     from openjepa.eval.evaluate import evaluate_run
 
-    result = evaluate_run(args.target, args.baselines, overrides, progress=not args.json)
+    result = evaluate_run(args.target, args.baselines, overrides, progress=not args.json, train_dir=args.train_dir,
+                          val_dir=args.val_dir)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -302,14 +304,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="linear probe, kNN and collapse panel of a frozen encoder",
-                       description="Evaluate the encoder of a run directory or checkpoint on Fashion-MNIST: linear "
-                       "probe top-1, weighted kNN-20 top-1, RankMe, feature std, mean cosine. With a run directory, "
-                       "writes eval.json, embedding.npz and an updated report.html there.")
+                       description="Evaluate the encoder of a run directory or checkpoint on Fashion-MNIST, or on "
+                       "your labelled images with --train-dir/--val-dir: linear probe top-1, weighted kNN-20 top-1, "
+                       "RankMe, feature std, mean cosine. With a run directory, writes eval.json, embedding.npz and "
+                       "an updated report.html there.")
     e.add_argument("target", metavar="RUN_DIR_OR_CHECKPOINT")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.add_argument("--baselines", action="store_true", help="also evaluate raw pixels and an untrained encoder")
     e.add_argument("--train-samples", type=int, help="labelled train images for the probes (default 60000)")
     e.add_argument("--test-samples", type=int, help="test images scored (default 10000)")
+    e.add_argument("--train-dir", metavar="DIR", help="labelled training images for the probes instead of "
+                   "Fashion-MNIST: DIR/<class>/*.jpg|png (ImageNet layout, recursive) or .tar shards with .cls "
+                   "labels; a seeded --train-samples of them, centre view at the model's size")
+    e.add_argument("--val-dir", metavar="DIR", help="labelled images scored (same classes as --train-dir); "
+                   "a seeded --test-samples of them")
     e.set_defaults(func=cmd_eval)
 
     m = sub.add_parser("embed", help="embed images with a trained encoder",
