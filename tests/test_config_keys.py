@@ -28,6 +28,7 @@ BASE = {
 VALUE = {
     "data.dataset": "synthetic", "data.path": "somewhere", "data.img_size": 64, "data.channels": 3,
     "data.batch_size": 64, "data.crop_scale": [0.5, 1.0], "data.flip": True, "data.skip_bad": True,
+    "data.workers": 2, "data.prefetch": 4, "data.max_bad_fraction": 0.01, "data.index_dir": "index",
     "model.encoder": "cnn", "model.patch_size": 2, "model.dim": 96, "model.depth": 3, "model.heads": 6,
     "model.mlp_ratio": 2.0, "model.pred_dim": 48, "model.pred_depth": 2, "model.pred_heads": 6,
     "model.proj_hidden": 256, "model.proj_dim": 32,

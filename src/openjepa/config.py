@@ -32,11 +32,17 @@ def _check(cond: bool, key: str, msg: str) -> None:
         raise ConfigError(f"{key}: {msg}")
 
 
+# datasets decoded from files in DataLoader workers (train/run.py STREAMING holds their readers)
+STREAMING_DATASETS = ("image_folder", "shards", "video_folder")
+
+
 @dataclass
 class DataConfig:
     # fashion_mnist | images (a folder of PNG/JPEG or an .npy array, see `path`) | physics (procedural videos,
     # see video.*) | videos (a folder of user videos at `path`, see data/video.py) | synthetic (random pixels, for
-    # speed tests) | trajectories (collected env episodes, see data/trajectories.py); see train/run.py DATASETS
+    # speed tests) | trajectories (collected env episodes, see data/trajectories.py); see train/run.py DATASETS.
+    # Streamed from `path` (decoded in DataLoader workers, memory O(batch); train/run.py STREAMING):
+    # image_folder (root/<class>/*.jpg|png) | shards (WebDataset-style .tar) | video_folder (.mp4/.avi/.npy clips)
     dataset: str = "fashion_mnist"
     path: str | None = None  # dataset location; for fashion_mnist an optional directory searched first
     img_size: int = 28  # images are resized/cropped to img_size x img_size
@@ -45,10 +51,18 @@ class DataConfig:
     crop_scale: tuple[float, float] = (0.3, 1.0)  # random-resized-crop area range (I-JEPA: 0.3-1.0)
     flip: bool = False  # random horizontal flip (I-JEPA uses none)
     skip_bad: bool = False  # skip unreadable image files (counted in a warning) instead of failing
+    workers: int = 4  # DataLoader worker processes decoding + augmenting (streaming datasets only)
+    prefetch: int = 2  # batches each worker prepares ahead (DataLoader prefetch_factor; streaming only)
+    max_bad_fraction: float = 0.001  # unreadable files tolerated (replaced, logged) before the run stops (streaming)
+    index_dir: str | None = None  # where file indexes are cached (streaming; default ~/.cache/openjepa/index)
 
     def __post_init__(self) -> None:
-        _check(self.dataset not in ("images", "videos") or bool(self.path), "data.path",
+        _check(self.dataset not in ("images", "videos", *STREAMING_DATASETS) or bool(self.path), "data.path",
                f"is required when data.dataset={self.dataset!r}")
+        _check(self.workers >= 0, "data.workers", f"must be >= 0, got {self.workers}")
+        _check(self.prefetch >= 1, "data.prefetch", f"must be >= 1, got {self.prefetch}")
+        _check(0 <= self.max_bad_fraction <= 1, "data.max_bad_fraction",
+               f"must be in [0, 1], got {self.max_bad_fraction}")
         _check(self.img_size >= 4, "data.img_size", f"must be >= 4, got {self.img_size}")
         _check(self.channels in (1, 3), "data.channels", f"must be 1 or 3, got {self.channels}")
         _check(self.batch_size >= 1, "data.batch_size", f"must be >= 1, got {self.batch_size}")
@@ -418,7 +432,12 @@ def check_unused(cfg: Config) -> None:
     _check(not d.path or d.dataset not in ("synthetic", "physics"), "data.path",
            f"data.dataset={d.dataset!r} is generated, not read: drop data.path")
     _check(not d.skip_bad or d.dataset == "images", "data.skip_bad",
-           f"only image folders (data.dataset=images) skip unreadable files; got data.dataset={d.dataset!r}")
+           f"only image folders read in memory (data.dataset=images) take it; streaming datasets always skip "
+           f"unreadable files (data.max_bad_fraction); got data.dataset={d.dataset!r}")
+    for key in ("workers", "prefetch", "max_bad_fraction", "index_dir"):
+        _check(d.dataset in STREAMING_DATASETS or not _changed(d, key), f"data.{key}",
+               f"only streaming datasets ({', '.join(STREAMING_DATASETS)}) read it; data.dataset={d.dataset!r} "
+               f"is held in memory")
     for key in ("var_weight", "cov_weight"):
         _check("vicreg" in r.kind or not _changed(r, key), f"reg.{key}",
                f"weighs the VICReg terms, which reg.kind={r.kind!r} does not add; set reg.kind=vicreg")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from openjepa.config import Config, ConfigError, check_unused, refuse_changed
 from openjepa.methods import METHODS
 from openjepa.models import ENCODERS
-from openjepa.train.run import DATASETS, VIDEO_DATASETS
+from openjepa.train.run import DATASETS, STREAMING, VIDEO_DATASETS
 
 
 def _check(cond: bool, key: str, msg: str) -> None:
@@ -27,7 +27,8 @@ def resolve_config(cfg: Config) -> Config:
     """Check the registry names and fill `reg.ema` with the method's default; see the module docstring."""
     t, d = cfg.train, cfg.data
     _check(t.method in METHODS, "train.method", f"unknown method {t.method!r}; choose from {sorted(METHODS)}")
-    _check(d.dataset in DATASETS, "data.dataset", f"unknown dataset {d.dataset!r}; choose from {sorted(DATASETS)}")
+    _check(d.dataset in DATASETS or d.dataset in STREAMING, "data.dataset",
+           f"unknown dataset {d.dataset!r}; choose from {sorted(DATASETS)} or, streamed, {sorted(STREAMING)}")
     _check(cfg.model.encoder in ENCODERS, "model.encoder",
            f"unknown encoder {cfg.model.encoder!r}; choose from {sorted(ENCODERS)}")
     method = METHODS[t.method]

@@ -37,6 +37,18 @@ class Method(Protocol):
     def collate(self, x: Any, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """CPU-side augmentation and masks: a batch of normalised data -> the tensors `step` takes."""
 
+    @classmethod
+    def stream_decoder(cls, cfg: Config) -> Any:
+        """Streaming datasets: the per-sample decoder + augmentation the DataLoader workers run
+        (data/streaming: ImageDecoder, ClipDecoder, ViewsDecoder); a function of the config alone."""
+
+    def collate_decoded(self, x: Any, generator: torch.Generator, batch_size: int, rows: slice
+                        ) -> dict[str, torch.Tensor]:
+        """Streaming datasets: this rank's rows `rows` of the step's global batch of `batch_size`, decoded and
+        augmented by `stream_decoder` (normalised) -> this rank's tensors for `step`. Whatever is drawn per
+        sample here (masks) is drawn for the whole global batch and sliced, so the ranks' union is the
+        1-process batch."""
+
     def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """Forward pass and objective -> (scalar loss, logs)."""
 
@@ -63,6 +75,18 @@ class BaseMethod(nn.Module):
 
     def eval_encoder(self) -> nn.Module:
         return self.encoder
+
+    @classmethod
+    def stream_decoder(cls, cfg: Config) -> Any:
+        """Images: one random resized crop (data.crop_scale, data.flip) per sample, made in the workers."""
+        from openjepa.data.streaming import ImageDecoder  # PyAV and PIL load only for streaming runs
+
+        d = cfg.data
+        return ImageDecoder(d.img_size, d.channels, crop_scale=d.crop_scale, flip=d.flip)
+
+    def collate_decoded(self, x: Any, generator: torch.Generator, batch_size: int, rows: slice
+                        ) -> dict[str, torch.Tensor]:
+        raise ValueError(f"method {self.cfg.train.method!r} does not train on streaming datasets")
 
 
 class TargetEncoder(BaseMethod):

@@ -45,6 +45,15 @@ def masked_batch(masker: MultiBlockMasker, x: torch.Tensor, generator: torch.Gen
     return {"x": x, "ctx_idx": ctx_idx, "tgt_idx": tgt_idx, "seed": step_seed(generator)}
 
 
+def masked_rows(masker: MultiBlockMasker, x: torch.Tensor, generator: torch.Generator, batch_size: int, rows: slice
+                ) -> dict[str, torch.Tensor]:
+    """masked_batch for streamed data: x (B_local, C, H, W) normalised, already cropped in the decoder workers,
+    is rows `rows` of the step's global batch of `batch_size`; the masks are drawn for the global batch (the
+    same draws on every rank: ctx_idx's length is the global batch's) and sliced, then the step's seed."""
+    ctx_idx, tgt_idx = masker(batch_size, generator)
+    return {"x": x, "ctx_idx": ctx_idx[rows], "tgt_idx": tgt_idx[rows], "seed": step_seed(generator)}
+
+
 def step_seed(generator: torch.Generator) -> torch.Tensor:
     """(1,) seed for the step's random projections (SIGReg), drawn from the step's generator: identical on
     every rank and on resume."""

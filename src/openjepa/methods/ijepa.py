@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from openjepa.config import Config, refuse_changed
 from openjepa.methods.base import TargetEncoder
 from openjepa.methods.common import (IMAGE_ONLY, add_regulariser, build_encoder, build_masker, build_predictor,
-                                     check_token_encoder, masked_batch, prediction_loss)
+                                     check_token_encoder, masked_batch, masked_rows, prediction_loss)
 from openjepa.models.vit import gather_tokens
 
 
@@ -42,6 +42,10 @@ class IJEPA(TargetEncoder):
 
     def collate(self, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
         return masked_batch(self.masker, x, generator, self.cfg.data)
+
+    def collate_decoded(self, x: torch.Tensor, generator: torch.Generator, batch_size: int, rows: slice
+                        ) -> dict[str, torch.Tensor]:
+        return masked_rows(self.masker, x, generator, batch_size, rows)
 
     def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         x, ctx_idx, tgt_idx = batch["x"], batch["ctx_idx"], batch["tgt_idx"]

@@ -72,6 +72,21 @@ class LeJEPA(BaseMethod):
         loc = torch.stack(loc) if loc else x.new_zeros(0, *x.shape[:2], v.local_size, v.local_size)
         return {"global": glob, "local": loc, "seed": step_seed(generator)}
 
+    @classmethod
+    def stream_decoder(cls, cfg: Config):
+        """Streaming datasets: every view is cropped in the workers from the once-decoded image."""
+        from openjepa.data.streaming import ViewsDecoder
+
+        d, v = cfg.data, cfg.views
+        return ViewsDecoder(d.img_size, d.channels, v.global_views, d.crop_scale, v.local_views, v.local_size,
+                            v.local_scale, flip=d.flip)
+
+    def collate_decoded(self, x: dict[str, torch.Tensor], generator: torch.Generator, batch_size: int,
+                        rows: slice) -> dict[str, torch.Tensor]:
+        """x {"global": (B_local, Vg, C, H, W), "local": (B_local, Vl, C, s, s)} -> views first, as collate."""
+        return {"global": x["global"].transpose(0, 1), "local": x["local"].transpose(0, 1),
+                "seed": step_seed(generator)}
+
     def embed(self, views: torch.Tensor) -> torch.Tensor:
         """views (V, B, C, h, w) -> projected embeddings (V, B, P); all V views in one encoder pass."""
         V, B = views.shape[:2]

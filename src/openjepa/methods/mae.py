@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from openjepa.config import Config, refuse_changed
 from openjepa.methods.base import BaseMethod
 from openjepa.methods.common import (IMAGE_ONLY, add_regulariser, build_encoder, build_masker, build_predictor,
-                                     check_token_encoder, masked_batch)
+                                     check_token_encoder, masked_batch, masked_rows)
 from openjepa.models.vit import gather_tokens, patchify
 
 
@@ -62,6 +62,10 @@ class MAE(BaseMethod):
 
     def collate(self, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
         return masked_batch(self.masker, x, generator, self.cfg.data)
+
+    def collate_decoded(self, x: torch.Tensor, generator: torch.Generator, batch_size: int, rows: slice
+                        ) -> dict[str, torch.Tensor]:
+        return masked_rows(self.masker, x, generator, batch_size, rows)
 
     def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         x, ctx_idx, tgt_idx = batch["x"], batch["ctx_idx"], batch["tgt_idx"]

@@ -105,16 +105,40 @@ class _VideoMethod(BaseMethod):
     def collate(self, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
         v = self.cfg.video
         x = temporal_crop(x, v.frames, generator, self.cfg.data.flip)
+        ctx_idx, tgt_idx = self.draw_masks(x.shape[0], generator)
+        return {"x": x, "ctx_idx": ctx_idx, "tgt_idx": tgt_idx, "seed": step_seed(generator)}
+
+    def draw_masks(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """The step's masks (video.mask; mixed tosses its coin first): ctx_idx (B, Kc), tgt_idx (B, M, Kt)."""
+        v = self.cfg.video
         mode = v.mask
         if mode == "mixed":
             mode = "future" if torch.rand(1, generator=generator).item() < 0.5 else "tube"
         if mode == "future":
-            ctx_idx, tgt_idx = future_masks(x.shape[0], self.grid, v.context_frames // v.tubelet)
-        elif mode == "next":
-            ctx_idx, tgt_idx = next_masks(x.shape[0], self.grid)
-        else:
-            ctx_idx, tgt_idx = self.tube_masker(x.shape[0], generator)
-        return {"x": x, "ctx_idx": ctx_idx, "tgt_idx": tgt_idx, "seed": step_seed(generator)}
+            return future_masks(batch_size, self.grid, v.context_frames // v.tubelet)
+        if mode == "next":
+            return next_masks(batch_size, self.grid)
+        return self.tube_masker(batch_size, generator)
+
+    @classmethod
+    def stream_decoder(cls, cfg: Config):
+        """Streaming datasets: a random window of video.frames frames of each clip, its centre square (the flip
+        is drawn in collate_decoded, as collate does)."""
+        from openjepa.data.streaming import ClipDecoder
+
+        d = cfg.data
+        return ClipDecoder(d.img_size, cfg.video.frames, d.channels, crop_scale=None, flip=False)
+
+    def collate_decoded(self, x: torch.Tensor, generator: torch.Generator, batch_size: int, rows: slice
+                        ) -> dict[str, torch.Tensor]:
+        """x (B_local, C, video.frames, H, W) windows cut in the workers; flips and masks are drawn for the
+        global batch and sliced to `rows`."""
+        if self.cfg.data.flip:
+            f = (torch.rand(batch_size, generator=generator) < 0.5)[rows]
+            x = x.clone()
+            x[f] = x[f].flip(-1)
+        ctx_idx, tgt_idx = self.draw_masks(batch_size, generator)
+        return {"x": x, "ctx_idx": ctx_idx[rows], "tgt_idx": tgt_idx[rows], "seed": step_seed(generator)}
 
     def future_masks(self, x: torch.Tensor, context_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Masks predicting every token after the first context_frames of clips x: (ctx_idx, tgt_idx (B, 1, Kt));

@@ -6,7 +6,10 @@
     gain over copy-last) -> checkpoint
 
 Everything random is a function of (seed, step), so `resume=True` continues exactly where the last
-checkpoint left off (fp32 on CPU gives bit-identical metrics).
+checkpoint left off (fp32 on CPU gives bit-identical metrics). Streaming datasets (train/run.py STREAMING) keep
+that contract: data.workers DataLoader processes decode and crop each rank's rows of step k's global batch, the
+method draws the masks in this process; unreadable files are replaced, logged (bad_file rows) and counted
+against data.max_bad_fraction over the whole run (the count travels with the checkpoints).
 
 Reliability: checkpoints are atomic and the last `train.keep_last` are kept (train/checkpoint.py); SIGTERM or
 SIGINT finish the current step and checkpoint it; a non-finite loss or gradient skips the step (the weights
@@ -31,16 +34,17 @@ from tqdm.auto import tqdm
 
 from openjepa.config import Config, build_config, config_to_yaml
 from openjepa.data.stream import BatchStream
+from openjepa.data.streaming import BadDataError, ClipDecoder, ImageDecoder, StreamingSource
 from openjepa.methods import METHODS
 from openjepa.train.checkpoint import latest_checkpoint, save_checkpoint, save_step, step_files
 from openjepa.train.distributed import (Dist, any_rank, barrier, broadcast_parameters, full_state, init_distributed,
                                         load_sharded, mean_over_ranks, reshard, shard_method)
 from openjepa.train.logging import MetricsLogger
-from openjepa.train.monitor import Monitor, build_monitor, panel_warnings, run_monitor
+from openjepa.train.monitor import Monitor, build_monitor, build_streaming_monitor, panel_warnings, run_monitor
 from openjepa.train.optim import apply_schedules, build_optimizer
 from openjepa.train.precision import resolve_precision
-from openjepa.train.run import load_train_data, provenance, select_device
-from openjepa.train.step import StepResult, step_batch, train_step, trainable
+from openjepa.train.run import STREAMING, load_train_data, provenance, select_device
+from openjepa.train.step import StepResult, step_batch, stream_batch, train_step, trainable
 from openjepa.validate import resolve_config
 
 
@@ -135,6 +139,7 @@ class Checkpoints:
     method: torch.nn.Module
     opt: torch.optim.Optimizer
     meta: dict[str, Any]
+    stream: Any = None  # a StreamingSource: its unreadable files travel with the checkpoints
 
     def snapshot(self, state: LoopState) -> dict[str, Any]:
         if self.run.fsdp:
@@ -144,7 +149,8 @@ class Checkpoints:
             model_sd, opt_sd = full_state(model_sd), full_state(opt_sd)
         return {"model": model_sd, "optimizer": opt_sd, "step": state.step, "best": state.best,
                 "lr_scale": state.lr_scale, "rng": torch.get_rng_state(), "config": self.run.cfg.to_dict(),
-                "meta": self.meta, "collapse_warned": state.collapse_warned, "stall_warned": state.stall_warned}
+                "meta": self.meta, "collapse_warned": state.collapse_warned, "stall_warned": state.stall_warned,
+                **({"bad_files": list(self.stream.bad.items())} if isinstance(self.stream, StreamingSource) else {})}
 
     def save(self, state: LoopState) -> None:
         """A step checkpoint (step_XXXXXXXX.pt and last.pt; the newest train.keep_last are kept)."""
@@ -167,6 +173,8 @@ class Checkpoints:
             self.opt.load_state_dict(ckpt["optimizer"])
         state.restore(ckpt)
         torch.set_rng_state(ckpt["rng"])
+        if isinstance(self.stream, StreamingSource):  # data.max_bad_fraction counts over the whole run
+            self.stream.reset_bad([(str(n), str(r)) for n, r in ckpt.get("bad_files", [])])
 
 
 class Rate:
@@ -207,13 +215,12 @@ def _train(cfg: Config, run_dir: Path, resume: bool, log, force: bool) -> dict[s
         log = _quiet
     tc.precision = resolve_precision(cfg, device, log)  # auto -> bf16 | fp32, saved so in config.yaml
     meta = open_run_dir(cfg, run_dir, resume, ddp.main)
-    x_all, y_all = load_train_data(cfg)
-    monitor, x_train = build_monitor(cfg, x_all, y_all)
-    stream = BatchStream(x_train, cfg.data.batch_size, tc.seed)
+    monitor, stream = open_data(cfg, ddp, device)
     method = build_method(cfg, device, ddp)
     opt = build_optimizer(method, cfg.optim)
     run = Run(cfg, run_dir, device, ddp, log, MetricsLogger(run_dir) if ddp.main else NullLogger())
-    ckpts = Checkpoints(run, method, opt, meta)
+    ckpts = Checkpoints(run, method, opt, meta, stream)
+    batches = StepBatches(method, stream, cfg, ddp)
     state = LoopState()
     if resume:
         resume_run(run, ckpts, state, force)
@@ -232,7 +239,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, log, force: bool) -> dict[s
             while state.step < end:
                 step = state.step
                 lr, wd = apply_schedules(opt, step, tc.steps, cfg.optim, state.lr_scale)
-                batch = step_batch(method, stream, step, tc.seed, ddp.rank, ddp.world)
+                batch = batches.get(step)
                 result = train_step(method, opt, batch, step, cfg, device, params, ddp.world, run.fsdp)
                 if result.skipped is not None:
                     if skip_or_roll_back(run, ckpts, state, result.skipped, step + 1):
@@ -243,11 +250,13 @@ def _train(cfg: Config, run_dir: Path, resume: bool, log, force: bool) -> dict[s
                 bar.update(1)
                 if state.step % tc.log_every == 0 or state.step == end:
                     log_step(run, state, result, lr, wd, rate, stream, bar)
+                    report_bad_files(run, state, stream)
                 if (ddp.main or run.fsdp) and tc.monitor_every and (state.step % tc.monitor_every == 0
                                                                     or state.step == tc.steps):
                     monitor_step(run, state, ckpts, monitor, method, bar)
                 stopping = any_rank(stop.signum is not None, ddp.world, device)
                 if state.step % tc.ckpt_every == 0 or state.step == end or stopping:
+                    report_bad_files(run, state, stream)  # the checkpoint's count = the files logged
                     ckpts.save(state)
                 if stopping:
                     state.stopped_by = signal.Signals(stop.signum or signal.SIGTERM).name
@@ -255,13 +264,19 @@ def _train(cfg: Config, run_dir: Path, resume: bool, log, force: bool) -> dict[s
                         f"`openjepa train --resume {run_dir}`")
                     break
             if state.step > state.saved and state.stopped_by is None:  # the last steps were skipped as non-finite
+                report_bad_files(run, state, stream)
                 ckpts.save(state)
+        except BadDataError:
+            if isinstance(stream, StreamingSource):
+                log_bad_files(run, state, stream.new_bad_files())  # the files of the batch that crossed the limit
+            raise
         except KeyboardInterrupt:
             log(f"interrupted: the newest checkpoint is at step {state.saved}; resume with "
                 f"`openjepa train --resume {run_dir}`")
             raise
         finally:
             bar.close()
+            batches.close()  # stops the DataLoader workers
             run.logger.close()
 
     finished = state.step >= tc.steps
@@ -271,6 +286,80 @@ def _train(cfg: Config, run_dir: Path, resume: bool, log, force: bool) -> dict[s
     return {"run_dir": str(run_dir), "steps": state.step, "finished": finished, "final_loss": state.last_loss,
             "collapse_warned": state.collapse_warned, "stall_warned": state.stall_warned,
             "stopped_by": state.stopped_by, "rollbacks": state.rollbacks}
+
+
+def open_data(cfg: Config, ddp: Dist, device: torch.device) -> tuple[Monitor, BatchStream | StreamingSource]:
+    """The online monitor's held-out samples and the training batches: in memory (DATASETS, a BatchStream) or
+    streamed from files (STREAMING: a StreamingSource decoding this rank's rows in data.workers processes)."""
+    d, seed = cfg.data, cfg.train.seed
+    if d.dataset not in STREAMING:
+        x_all, y_all = load_train_data(cfg)
+        monitor, x_train = build_monitor(cfg, x_all, y_all)
+        return monitor, BatchStream(x_train, d.batch_size, seed)
+    records = STREAMING[d.dataset](cfg)
+    view = ClipDecoder(d.img_size, cfg.video.frames, d.channels) if records.kind == "clip" \
+        else ImageDecoder(d.img_size, d.channels, crop_scale=None)  # the monitor's evaluation view
+    monitor, train_records = build_streaming_monitor(cfg, records, view)
+    return monitor, StreamingSource(train_records, METHODS[cfg.train.method].stream_decoder(cfg), d.batch_size, seed,
+                                    ddp.rank, ddp.world, d.workers, device.type == "cuda", d.prefetch,
+                                    d.max_bad_fraction)
+
+
+class StepBatches:
+    """This rank's collated batch of each step. In memory: every rank collates the global batch and keeps its rows
+    (step_batch). Streamed: the source's iterator yields this rank's decoded rows and the method adds the masks
+    (stream_batch); the iterator (re)starts wherever the loop asks for a step other than the next one (the first
+    step, a resume, a rollback), since a step's content is a function of (seed, step) alone."""
+
+    def __init__(self, method: torch.nn.Module, stream: BatchStream | StreamingSource, cfg: Config, ddp: Dist):
+        self.method, self.stream, self.cfg, self.ddp = method, stream, cfg, ddp
+        self._it: Any = None
+        self._next = -1
+
+    def get(self, step: int) -> dict[str, torch.Tensor]:
+        seed, rank, world = self.cfg.train.seed, self.ddp.rank, self.ddp.world
+        if isinstance(self.stream, BatchStream):
+            return step_batch(self.method, self.stream, step, seed, rank, world)
+        if step != self._next:
+            self.close()
+            self._it = self.stream.batches(step)
+        b = next(self._it)
+        if b["step"] != step:
+            raise RuntimeError(f"the streaming source gave step {b['step']}'s batch for step {step}")
+        self._next = step + 1
+        return stream_batch(self.method, b, seed, self.cfg.data.batch_size, rank, world)
+
+    def close(self) -> None:
+        if self._it is not None:
+            self._it.close()  # drops the DataLoader iterator: its workers exit
+            self._it, self._next = None, -1
+
+
+def report_bad_files(run: Run, state: LoopState, stream: BatchStream | StreamingSource) -> None:
+    """Streaming data: the unreadable files met since the last report (every rank's, gathered) are logged, and
+    every rank counts every rank's files, so data.max_bad_fraction stops all ranks alike (BadDataError).
+    Called on every rank at the same steps (log and checkpoint steps)."""
+    if not isinstance(stream, StreamingSource):
+        return
+    bad = stream.new_bad_files()
+    if run.ddp.world > 1:
+        lists: list[Any] = [None] * run.ddp.world
+        torch.distributed.all_gather_object(lists, bad)
+        bad = list(dict(pair for part in lists for pair in part).items())  # a file two ranks met: once
+        stream.record_bad(bad)
+        stream.new_bad_files()  # the other ranks' files just entered this rank's count: reported here
+    log_bad_files(run, state, bad, stream)
+
+
+def log_bad_files(run: Run, state: LoopState, bad: list[tuple[str, str]], stream: Any = None) -> None:
+    """One metrics row per unreadable file ({"step", "bad_file", "reason"}) and a warning line."""
+    for name, reason in bad:
+        run.logger.log({"step": state.step, "bad_file": name, "reason": reason})
+    if bad:
+        so_far = f"; {len(stream.bad)} of {stream.n} files so far (limit data.max_bad_fraction=" \
+                 f"{stream.max_bad_fraction:g})" if stream is not None else ""
+        run.log(f"WARNING: step {state.step}: {len(bad)} unreadable file(s) replaced by other samples, e.g. "
+                f"{bad[0][0]} ({bad[0][1]}){so_far}; listed in metrics.jsonl (bad_file)")
 
 
 def place_process(cfg: Config) -> tuple[Dist, torch.device]:
@@ -418,6 +507,8 @@ def stop_if_unfinished(summary: dict[str, Any], what: str, hint: str = "") -> No
 # may change between a run and its resume
 _RUNTIME_KEYS = ("stop_after", "progress", "threads", "device", "parallel", "keep_last", "max_bad_steps", "on_nonfinite",
                  "rollback_lr_factor", "max_rollbacks")
+# how streamed data is read, not what a step sees: these may change on resume too
+_RUNTIME_DATA_KEYS = ("workers", "prefetch", "max_bad_fraction", "index_dir")
 
 
 def config_diff(saved: Config, given: Config) -> list[str]:
@@ -426,7 +517,7 @@ def config_diff(saved: Config, given: Config) -> list[str]:
     out = []
     for section in a:
         for key in a[section]:
-            if section == "train" and key in _RUNTIME_KEYS:
+            if (section == "train" and key in _RUNTIME_KEYS) or (section == "data" and key in _RUNTIME_DATA_KEYS):
                 continue
             if a[section][key] != b[section][key]:
                 out.append(f"{section}.{key}: {a[section][key]!r} -> {b[section][key]!r}")

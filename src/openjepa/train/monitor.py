@@ -82,6 +82,32 @@ def build_monitor(cfg: Config, x, y: torch.Tensor | None) -> tuple[Monitor, Any]
     return Monitor(monitor_pixels(take(x, held)), monitor_pixels(take(x, bank)), y[bank], y[held]), take(x, train)
 
 
+def build_streaming_monitor(cfg: Config, records, decoder) -> tuple[Monitor, Any]:
+    """build_monitor for a streaming dataset (data/streaming Records): the held-out samples (and, labelled
+    images, the 4x kNN bank) are decoded once with `decoder`'s evaluation view (its crop_scale None) and kept in
+    memory, 5 x train.monitor_samples of them at most; returns the monitor and the remaining records (a
+    SubsetRecords). An unreadable held-out file is left out (the monitor holds a few fewer)."""
+    from openjepa.data.streaming import SubsetRecords, sequential_batches
+
+    n = min(cfg.train.monitor_samples, len(records) // 5)
+    perm = torch.randperm(len(records), generator=torch.Generator().manual_seed(cfg.train.seed + 12345)).numpy()
+    held, train = perm[:n], perm[n:]
+
+    def decode(idx) -> tuple[torch.Tensor, torch.Tensor]:
+        parts = [b for b in sequential_batches(SubsetRecords(records, idx), decoder, max(len(idx), 1),
+                                               workers=min(cfg.data.workers, 2)) if b["x"] is not None]
+        if not parts:
+            raise ValueError(f"none of the {len(idx)} held-out samples of {records.root} for the online monitor "
+                             f"could be read")
+        return torch.cat([b["x"] for b in parts]), torch.cat([b["y"] for b in parts])
+
+    x, y = decode(held) if n else (torch.zeros(0, dtype=torch.uint8), None)
+    if not n or not records.labelled or records.kind != "image":  # kNN probes images only, as in memory
+        return Monitor(x), SubsetRecords(records, train)
+    bank_x, bank_y = decode(train[: 4 * n])
+    return Monitor(x, bank_x, bank_y, y), SubsetRecords(records, train)
+
+
 def run_monitor(monitor: Monitor, method: torch.nn.Module, device: torch.device, precision: str
                 ) -> tuple[dict[str, Any], str]:
     """The online panel of the method's eval encoder (plus copy_last_gain for video world models) and its one-line

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from openjepa.version import __version__
-from openjepa.config import Config
+from openjepa.config import STREAMING_DATASETS, Config
 from openjepa.data.fashion_mnist import load_fashion_mnist
 from openjepa.data.image_files import load_images
 from openjepa.data.transforms import to_model_input
@@ -138,7 +138,38 @@ DATASETS = {
     "videos": video_folder,
     "trajectories": trajectories,
 }
-VIDEO_DATASETS = ("physics", "videos")  # datasets of clips (N, C, T, H, W), for the video methods (is_video)
+
+
+def image_folder_records(cfg: Config):
+    """The files of an image folder at data.path (root/<class>/**/*.jpg|png), indexed once (cached)."""
+    from openjepa.data.streaming import index_image_folder
+
+    return index_image_folder(cfg.data.path, cfg.data.index_dir)
+
+
+def shard_records(cfg: Config):
+    """The image samples of WebDataset-style plain .tar shards at data.path (a folder of them, or one file)."""
+    from openjepa.data.streaming import index_shards
+
+    return index_shards(cfg.data.path, cfg.data.index_dir)
+
+
+def video_folder_records(cfg: Config):
+    """The clips (.npy, .mp4, .avi, ...) of a video folder at data.path; each step decodes a random window."""
+    from openjepa.data.streaming import index_video_folder
+
+    return index_video_folder(cfg.data.path, cfg.data.index_dir)
+
+
+# data.dataset -> records(cfg): a file index (data/streaming/index.py) whose samples are decoded and augmented in
+# DataLoader workers batch by batch (memory O(batch)); the names are config.STREAMING_DATASETS
+STREAMING = {
+    "image_folder": image_folder_records,
+    "shards": shard_records,
+    "video_folder": video_folder_records,
+}
+assert tuple(STREAMING) == STREAMING_DATASETS
+VIDEO_DATASETS = ("physics", "videos", "video_folder")  # datasets of clips (N, C, T, H, W), for the video methods
 
 
 def load_train_data(cfg: Config):

@@ -36,6 +36,16 @@ def step_batch(method: torch.nn.Module, stream: BatchStream, step: int, seed: in
     return shard(method.collate(x, g), method.batch_dims, rank, world)
 
 
+def stream_batch(method: torch.nn.Module, b: dict, seed: int, batch_size: int, rank: int = 0, world: int = 1
+                 ) -> dict[str, torch.Tensor]:
+    """This rank's collated batch of a streaming step b (data/streaming StreamingSource: its rows of the global
+    batch of `batch_size`, decoded and cropped in the workers): the method draws the masks for the global batch
+    from the step's generator and keeps its rows (method.collate_decoded)."""
+    local = batch_size // world
+    g = step_generator(seed, b["step"])
+    return method.collate_decoded(to_float(b["x"]), g, batch_size, slice(rank * local, (rank + 1) * local))
+
+
 def trainable(method: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for p in method.parameters() if p.requires_grad]
 

@@ -11,7 +11,8 @@ from openjepa.data.streaming.decode import BAD_DATA, ClipDecoder, ImageDecoder
 from openjepa.data.streaming.index import (FolderRecords, Records, ShardRecords, SubsetRecords, index_image_folder,
                                            index_shards, index_video_folder)
 from openjepa.data.streaming.loader import BadDataError, StreamingSource, sequential_batches
+from openjepa.data.streaming.views import ViewsDecoder
 
 __all__ = ["BAD_DATA", "BadDataError", "ClipDecoder", "FolderRecords", "ImageDecoder", "Records", "ShardRecords",
-           "StreamingSource", "SubsetRecords", "index_image_folder", "index_shards", "index_video_folder",
-           "sequential_batches"]
+           "StreamingSource", "SubsetRecords", "ViewsDecoder", "index_image_folder", "index_shards",
+           "index_video_folder", "sequential_batches"]

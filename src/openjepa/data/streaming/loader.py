@@ -25,6 +25,7 @@ the step's generator (see notes/issue27_integration.md).
 from __future__ import annotations
 
 import itertools
+import signal
 from typing import Any, Iterator
 
 import numpy as np
@@ -35,6 +36,22 @@ from openjepa.data.streaming.decode import BAD_DATA, ClipDecoder, ImageDecoder
 from openjepa.data.streaming.index import Records
 
 _PERM, _AUG = 7919, 27  # tags that keep the permutation and augmentation seed sequences apart
+
+
+def _tensors(x: np.ndarray | dict[str, np.ndarray]) -> torch.Tensor | dict[str, torch.Tensor]:
+    """A decoder's output as tensors: one array, or a dict of them (ViewsDecoder's views)."""
+    return {k: torch.from_numpy(v) for k, v in x.items()} if isinstance(x, dict) else torch.from_numpy(x)
+
+
+def _stack(xs: list) -> torch.Tensor | dict[str, torch.Tensor]:
+    """Per-sample tensors (or dicts of them) -> batched along a new first axis."""
+    return {k: torch.stack([x[k] for x in xs]) for k in xs[0]} if isinstance(xs[0], dict) else torch.stack(xs)
+
+
+def _ignore_sigint(worker_id: int) -> None:
+    """Workers leave Ctrl-C to the training process, which finishes its step and checkpoints (its batch must
+    still arrive); they stop with the loader."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class BadDataError(ValueError):
@@ -77,7 +94,7 @@ class StepSamples(Dataset):
             except BAD_DATA as e:
                 bad.append((self.records.name(i), f"{type(e).__name__}: {e}"))
                 continue
-            return {"x": torch.from_numpy(x), "y": self.records.label(i), "index": i, "bad": bad}
+            return {"x": _tensors(x), "y": self.records.label(i), "index": i, "bad": bad}
         raise BadDataError(f"step {step}, position {j}: {len(bad)} samples in a row are unreadable, e.g. "
                            f"{_examples(bad)}; is {self.records.root} the dataset you meant?")
 
@@ -103,7 +120,7 @@ class StepBatchSampler(Sampler):
 
 def collate_samples(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Items of one step -> {"x": stacked uint8, "y", "index": int64 (B_local,), "bad": [(name, reason)]}."""
-    return {"x": torch.stack([it["x"] for it in items]),
+    return {"x": _stack([it["x"] for it in items]),
             "y": torch.tensor([it["y"] for it in items], dtype=torch.int64),
             "index": torch.tensor([it["index"] for it in items], dtype=torch.int64),
             "bad": [b for it in items for b in it["bad"]]}
@@ -137,7 +154,8 @@ class StreamingSource:
         return DataLoader(self.samples, batch_sampler=StepBatchSampler(self.batch_size, self.rank, self.world,
                                                                        start, end),
                           num_workers=self.workers, collate_fn=collate_samples, pin_memory=self.pin_memory,
-                          prefetch_factor=self.prefetch_factor if self.workers else None)
+                          prefetch_factor=self.prefetch_factor if self.workers else None,
+                          worker_init_fn=_ignore_sigint if self.workers else None)
 
     def batches(self, start: int = 0, end: int | None = None) -> Iterator[dict[str, Any]]:
         """Batches of steps start, start+1, ... (end excluded): {"step", "x", "y" (labelled data only),
@@ -157,6 +175,11 @@ class StreamingSource:
         """The unreadable files first seen since the last call, (name, reason): what the loop logs."""
         out, self._unreported = self._unreported, []
         return out
+
+    def reset_bad(self, bad: list[tuple[str, str]]) -> None:
+        """The unreadable files known at a checkpoint (resume, rollback) replace the count; none of them is
+        reported again."""
+        self.bad, self._unreported = dict(bad), []
 
     def record_bad(self, bad: list[tuple[str, str]]) -> None:
         """Count unreadable files (what each batch carries back; under DDP also the other ranks' lists, gathered
@@ -184,7 +207,7 @@ class _IndexSamples(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         try:
-            x = torch.from_numpy(self.decoder(self.records.source(i), self.u))
+            x = _tensors(self.decoder(self.records.source(i), self.u))
         except BAD_DATA as e:
             return {"x": None, "y": self.records.label(i), "index": i,
                     "bad": [(self.records.name(i), f"{type(e).__name__}: {e}")]}
