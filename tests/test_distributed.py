@@ -108,3 +108,23 @@ def test_fsdp_two_ranks_equal_one_process_and_checkpoints_move_between_modes(tmp
 def test_fsdp_without_torchrun_is_refused(tmp_path):
     with pytest.raises(ValueError, match="torchrun"):
         train(smoke("--train.parallel=fsdp"), tmp_path / "r", **QUIET)
+
+
+def test_streaming_two_gloo_ranks_equal_one_process(tmp_path):
+    """data.dataset=image_folder with 2 DataLoader workers per process: each rank decodes its half of every global
+    batch (its own rows, cropped by (seed, step, position)) and draws its rows of the global masks, so 2 ranks
+    train the 1-process run."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        d = tmp_path / "imgs" / f"c{i % 2}"
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (18 + i % 5, 20, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    data = ["--train.precision=fp32", "--data.dataset=image_folder", f"--data.path={tmp_path / 'imgs'}",
+            f"--data.index_dir={tmp_path / 'index'}", "--data.img_size=16", "--data.channels=3",
+            "--data.batch_size=8", "--data.workers=2", "--train.monitor_samples=16", "--train.steps=4"]
+    train(smoke(*data), tmp_path / "single", **QUIET)
+    torchrun(tmp_path, tmp_path / "ddp", *data)
+    assert_same_run(tmp_path / "single", tmp_path / "ddp")
