@@ -24,3 +24,19 @@ def five_steps():
             losses.append(loss.item())
         return losses, logs
     return run
+
+
+@pytest.fixture(scope="module")
+def rgb_smoke_run(tmp_path_factory):
+    """A 4-step smoke run on 16 px RGB images (an .npy array): a checkpoint to embed or evaluate with."""
+    import numpy as np
+
+    from openjepa.cli import main
+
+    tmp = tmp_path_factory.mktemp("rgb_smoke")
+    np.save(tmp / "train.npy", np.random.default_rng(0).integers(0, 256, (64, 16, 16, 3), dtype=np.uint8))
+    run = tmp / "run"
+    assert main(["train", "smoke", "--out", str(run), "--data.dataset=images", f"--data.path={tmp / 'train.npy'}",
+                 "--data.img_size=16", "--data.channels=3", "--data.batch_size=16", "--train.steps=4",
+                 "--train.monitor_every=0", "--train.ckpt_every=4"]) == 0
+    return run

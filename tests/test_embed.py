@@ -79,15 +79,8 @@ def test_training_mode_and_device_are_left_alone(vit):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A 4-step smoke run on 16 px RGB images (an .npy array): a checkpoint to embed with."""
-    tmp = tmp_path_factory.mktemp("embed")
-    np.save(tmp / "train.npy", np.random.default_rng(0).integers(0, 256, (64, 16, 16, 3), dtype=np.uint8))
-    run = tmp / "run"
-    assert main(["train", "smoke", "--out", str(run), "--data.dataset=images", f"--data.path={tmp / 'train.npy'}",
-                 "--data.img_size=16", "--data.channels=3", "--data.batch_size=16", "--train.steps=4",
-                 "--train.monitor_every=0", "--train.ckpt_every=4"]) == 0
-    return run
+def run(rgb_smoke_run):
+    return rgb_smoke_run
 
 
 def make_tree(root, per_class=3, side=24):

@@ -11,14 +11,8 @@ from openjepa.cli import main
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("evalfolders")
-    np.save(tmp / "train.npy", np.random.default_rng(0).integers(0, 256, (64, 16, 16, 3), dtype=np.uint8))
-    run = tmp / "run"
-    assert main(["train", "smoke", "--out", str(run), "--data.dataset=images", f"--data.path={tmp / 'train.npy'}",
-                 "--data.img_size=16", "--data.channels=3", "--data.batch_size=16", "--train.steps=4",
-                 "--train.monitor_every=0", "--train.ckpt_every=4"]) == 0
-    return run
+def run(rgb_smoke_run):
+    return rgb_smoke_run
 
 
 def colour_folder(root, n, seed, classes=(("blue", (30, 60, 220)), ("red", (220, 40, 30)))):

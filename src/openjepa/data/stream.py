@@ -34,15 +34,20 @@ def take(x: torch.Tensor | dict[str, torch.Tensor], idx: torch.Tensor) -> torch.
     return {k: v[idx] for k, v in x.items()} if isinstance(x, dict) else x[idx]
 
 
+def check_batch_size(n: int, batch_size: int, world: int, what: str) -> None:
+    """A global batch of `batch_size` must fit in the `n` samples of `what` and split evenly over `world` ranks."""
+    if n < batch_size:
+        raise ValueError(f"{what} has {n} samples, fewer than data.batch_size={batch_size}; "
+                         f"lower data.batch_size or add data")
+    if batch_size % world:
+        raise ValueError(f"data.batch_size={batch_size} is not divisible by the world size {world}")
+
+
 class BatchStream:
     def __init__(self, x: torch.Tensor | dict[str, torch.Tensor], batch_size: int, seed: int, rank: int = 0,
                  world: int = 1):
         n = num_rows(x)
-        if n < batch_size:
-            raise ValueError(f"dataset has {n} samples, fewer than data.batch_size={batch_size}; "
-                             f"lower data.batch_size or add data")
-        if batch_size % world:
-            raise ValueError(f"data.batch_size={batch_size} is not divisible by the world size {world}")
+        check_batch_size(n, batch_size, world, "dataset")
         self.x, self.batch_size, self.seed, self.rank, self.world = x, batch_size, seed, rank, world
         self.n = n
         self.steps_per_epoch = n // batch_size

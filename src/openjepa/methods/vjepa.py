@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from openjepa.config import Config, ConfigError, context_frames_error, refuse_changed
+from openjepa.config import Config, context_frames_error, refuse_changed
 from openjepa.masking.tubes import TubeMasker, future_masks, next_masks
 from openjepa.methods.base import BaseMethod, TargetEncoder
 from openjepa.methods.common import add_regulariser, prediction_loss, step_seed

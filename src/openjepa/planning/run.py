@@ -9,7 +9,6 @@ of first actions.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from openjepa.data.stream import check_batch_size
 from openjepa.data.streaming.decode import BAD_DATA, ClipDecoder, ImageDecoder
 from openjepa.data.streaming.index import Records
 
@@ -133,11 +134,7 @@ class StreamingSource:
                  rank: int = 0, world: int = 1, workers: int = 0, pin_memory: bool = False,
                  prefetch_factor: int = 2, max_bad_fraction: float = 0.001, max_tries: int = 64):
         n = len(records)
-        if n < batch_size:
-            raise ValueError(f"dataset {records.root} has {n} samples, fewer than data.batch_size={batch_size}; "
-                             f"lower data.batch_size or add data")
-        if batch_size % world:
-            raise ValueError(f"data.batch_size={batch_size} is not divisible by the world size {world}")
+        check_batch_size(n, batch_size, world, f"dataset {records.root}")
         if not 0 <= max_bad_fraction <= 1:
             raise ValueError(f"data.max_bad_fraction must be in [0, 1], got {max_bad_fraction}")
         if workers < 0:
