@@ -47,7 +47,8 @@ VALUE = {
     "train.max_rollbacks": 1, "train.stop_after": 10, "train.threads": 1, "train.progress": False,
     "train.compile": True,
     "eval.train_samples": 1000, "eval.test_samples": 500, "eval.knn_k": 10, "eval.knn_temperature": 0.1,
-    "eval.batch_size": 64, "eval.probe_iters": 50,
+    "eval.batch_size": 64, "eval.probe_iters": 50, "eval.protocols": "mean,attentive", "eval.lastk": 2,
+    "eval.attentive_epochs": 3,
     "video.frames": 32, "video.tubelet": 4, "video.context_frames": 4, "video.mask": "tube", "video.target": "residual",
     "video.delta": True, "video.stem": "hmlp", "video.physics_videos": 100, "video.physics_frames": 40,
     "video.physics_seed": 3, "video.physics_occlusion": 0.5, "video.physics_ball_scale": 1.5,
@@ -89,7 +90,7 @@ _ALL = ("model.dim", "model.depth", "data.img_size", "data.channels", "data.batc
                                "max_bad_steps", "on_nonfinite", "rollback_lr_factor", "max_rollbacks",
                                "stop_after", "threads", "progress", "compile"))
 _EVAL = tuple(f"eval.{k}" for k in ("train_samples", "test_samples", "knn_k", "knn_temperature", "batch_size",
-                                    "probe_iters"))
+                                    "probe_iters", "protocols", "lastk", "attentive_epochs"))
 _VIT = ("model.patch_size", "model.heads", "model.mlp_ratio")
 _PRED = ("model.pred_dim", "model.pred_depth", "model.pred_heads")
 _MASK = tuple(f"mask.{k}" for k in ("n_targets", "target_scale", "target_aspect", "context_scale", "context_aspect",

@@ -77,6 +77,12 @@ def _print_rows(rows: list[dict]) -> None:
     for r in rows:
         print(f"{r['name']:<14} {100 * r['linear_top1']:>7.1f}% {100 * r['knn_top1']:>7.1f}% {r['rankme']:>8.1f} "
               f"{r['feat_std']:>9.4f} {str(r['collapsed']):>9}")
+    if any("protocols" in r for r in rows):  # only with eval.protocols beyond "mean"
+        print(f"\n{'model':<14} {'protocol':<10} {'top-1':>8} {'kNN-20':>8}")
+        for r in rows:
+            for p, v in r.get("protocols", {}).items():
+                knn = f"{100 * v['knn_top1']:>7.1f}%" if "knn_top1" in v else f"{'-':>8}"
+                print(f"{r['name']:<14} {p:<10} {100 * v['linear_top1']:>7.1f}% {knn}")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -85,6 +91,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         overrides.append(f"--eval.train_samples={args.train_samples}")
     if args.test_samples:
         overrides.append(f"--eval.test_samples={args.test_samples}")
+    if args.protocols:
+        overrides.append(f"--eval.protocols={args.protocols}")
     from openjepa.eval.evaluate import evaluate_run
 
     result = evaluate_run(args.target, args.baselines, overrides, progress=not args.json, train_dir=args.train_dir,
@@ -313,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--baselines", action="store_true", help="also evaluate raw pixels and an untrained encoder")
     e.add_argument("--train-samples", type=int, help="labelled train images for the probes (default 60000)")
     e.add_argument("--test-samples", type=int, help="test images scored (default 10000)")
+    e.add_argument("--protocols", metavar="LIST", help="probe protocols per row, comma-separated from mean, lastk, "
+                   "layernorm, attentive (eval.protocols; default mean: today's output); each row gets a "
+                   "'protocols' dict and the table one line per protocol")
     e.add_argument("--train-dir", metavar="DIR", help="labelled training images for the probes instead of "
                    "Fashion-MNIST: DIR/<class>/*.jpg|png (ImageNet layout, recursive) or .tar shards with .cls "
                    "labels; a seeded --train-samples of them, centre view at the model's size")

@@ -239,6 +239,9 @@ class TrainConfig:
                "is not supported with train.parallel=fsdp (FSDP's per-block hooks would be traced); use ddp or drop it")
 
 
+EVAL_PROTOCOLS = ("mean", "lastk", "layernorm", "attentive")  # eval/protocols.py says what each one is
+
+
 @dataclass
 class EvalConfig:
     train_samples: int = 60000  # labelled Fashion-MNIST train images used to fit the probes (<= 60000)
@@ -247,8 +250,19 @@ class EvalConfig:
     knn_temperature: float = 0.07
     batch_size: int = 512  # feature-extraction batch
     probe_iters: int = 200  # L-BFGS iterations per linear-probe fit
+    # probe protocols scored per row (eval/protocols.py), comma-separated from EVAL_PROTOCOLS; "mean" alone is the
+    # row's linear_top1/knn_top1 as always, any other adds a per-protocol dict to each row
+    protocols: str = "mean"
+    lastk: int = 4  # blocks concatenated by the `lastk` protocol
+    attentive_epochs: int = 10  # the attentive probe's fixed training budget (epochs over the train features)
 
     def __post_init__(self) -> None:
+        names = [p.strip() for p in str(self.protocols).split(",")]
+        bad = [p for p in names if p not in EVAL_PROTOCOLS]
+        _check(not bad, "eval.protocols", f"unknown protocol(s) {bad}; a comma-separated list of "
+                                          f"{', '.join(EVAL_PROTOCOLS)}")
+        _check(self.lastk >= 1, "eval.lastk", f"must be >= 1, got {self.lastk}")
+        _check(self.attentive_epochs >= 1, "eval.attentive_epochs", f"must be >= 1, got {self.attentive_epochs}")
         _check(self.probe_iters >= 1, "eval.probe_iters", f"must be >= 1, got {self.probe_iters}")
         _check(100 <= self.train_samples <= 60000, "eval.train_samples", f"must be in [100, 60000], got {self.train_samples}")
         _check(100 <= self.test_samples <= 10000, "eval.test_samples", f"must be in [100, 10000], got {self.test_samples}")

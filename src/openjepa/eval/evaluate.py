@@ -103,15 +103,33 @@ def evaluate_features(name: str, featurize: Callable[[torch.Tensor, str], torch.
 
 
 def evaluate_encoder(name: str, encoder: nn.Module | None, split, cfg: EvalConfig, device: torch.device,
-                     precision: str = "bf16", progress: bool = True) -> tuple[dict, torch.Tensor, torch.Tensor]:
+                     precision: str = "bf16", progress: bool = True, patch: int = 4
+                     ) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """evaluate_features on the encoder's mean-pooled features (None: the raw-pixel baseline). When eval.protocols
+    names more than "mean", row["protocols"] = {protocol: {"linear_top1", "knn_top1" where it applies, ...}} in
+    the order asked (eval/protocols.py); `patch` cuts the raw-pixel tokens of the attentive probe."""
+    from openjepa.eval.protocols import encoder_featurizer, evaluate_protocols, parse_protocols, pixel_featurizer
+
     if encoder is None:
-        return evaluate_features(name, lambda x, desc: pixel_features(x), split, cfg)
-    encoder = encoder.to(device)
+        row, z, y = evaluate_features(name, lambda x, desc: pixel_features(x), split, cfg)
+        featurize = pixel_featurizer(patch)
+    else:
+        encoder = encoder.to(device)
 
-    def featurize(x: torch.Tensor, desc: str) -> torch.Tensor:
-        return extract_features(encoder, x, device, precision, cfg.batch_size, progress, desc)
+        def features(x: torch.Tensor, desc: str) -> torch.Tensor:
+            return extract_features(encoder, x, device, precision, cfg.batch_size, progress, desc)
 
-    return evaluate_features(name, featurize, split, cfg)
+        row, z, y = evaluate_features(name, features, split, cfg)
+        featurize = encoder_featurizer(encoder, device, precision, cfg.batch_size, cfg.lastk, progress)
+    protocols = parse_protocols(cfg.protocols)
+    if protocols != ["mean"]:
+        t0 = time.time()
+        others = evaluate_protocols(featurize, split, [p for p in protocols if p != "mean"], cfg,
+                                    pixels=encoder is None, name=name)
+        mean = {k: row[k] for k in ("linear_top1", "linear_l2", "knn_top1", "dim")}
+        row["protocols"] = {p: mean if p == "mean" else others[p] for p in protocols}
+        row["eval_seconds"] = round(row["eval_seconds"] + time.time() - t0, 2)
+    return row, z, y
 
 
 def evaluate_run(target: str | Path, baselines: bool, overrides: list[str], progress: bool = True,
@@ -141,14 +159,18 @@ def evaluate_run(target: str | Path, baselines: bool, overrides: list[str], prog
                            cfg.data.img_size, cfg.data.channels)
         class_names = FASHION_CLASSES
     name = name or cfg.train.method
-    row, z, y = evaluate_encoder(name, method.eval_encoder(), split, cfg.eval, device, cfg.train.precision, progress)
+    patch = getattr(cfg.model, "patch_size", 4)
+    row, z, y = evaluate_encoder(name, method.eval_encoder(), split, cfg.eval, device, cfg.train.precision, progress,
+                                 patch)
     row.update(step=int(state["step"]), checkpoint=str(ckpt))
     rows = [row]
     if baselines:
         torch.manual_seed(cfg.train.seed)
         rand = METHODS[cfg.train.method](cfg).eval_encoder()
-        rows.append(evaluate_encoder("random_init", rand, split, cfg.eval, device, cfg.train.precision, progress)[0])
-        rows.append(evaluate_encoder("raw_pixels", None, split, cfg.eval, device, cfg.train.precision, progress)[0])
+        rows.append(evaluate_encoder("random_init", rand, split, cfg.eval, device, cfg.train.precision, progress,
+                                     patch)[0])
+        rows.append(evaluate_encoder("raw_pixels", None, split, cfg.eval, device, cfg.train.precision, progress,
+                                     patch)[0])
     warnings += [collapse_message(r) + f" [{r['name']}]" for r in rows if r["collapsed"] and r["name"] != "random_init"]
     result = {"checkpoint": str(ckpt), "eval": cfg.to_dict()["eval"], "rows": rows, "warnings": warnings,
               **provenance()}
