@@ -9,7 +9,8 @@ from openjepa.cli import main
 TINY = {
     "images": ["--model.dim=48", "--model.depth=2", "--model.pred_dim=24", "--model.pred_depth=1",
                "--model.proj_hidden=64", "--model.proj_dim=16", "--train.steps=3", "--train.monitor_every=3", "--train.monitor_samples=32", "--train.progress=false",
-               "--eval.train_samples=200", "--eval.test_samples=100", "--eval.probe_iters=20"],
+               "--eval.train_samples=200", "--eval.test_samples=100", "--eval.probe_iters=20", "--eval.lastk=2",
+               "--eval.attentive_epochs=1"],
     "collapse": ["--train.steps=4", "--train.monitor_every=2", "--eval.train_samples=200", "--eval.test_samples=100",
                  "--eval.probe_iters=20"],
 }
@@ -34,6 +35,11 @@ def test_suite_writes_every_row_with_checkpoints(suite, tmp_path, capsys):
         assert KEYS[suite] <= set(row)
         if row["name"] != "raw_pixels":
             assert row["checkpoint"].startswith(str(tmp_path / "work"))
+    if suite == "images":  # every row carries every probe protocol (eval/protocols.py)
+        for row in result["rows"]:
+            assert list(row["protocols"]) == ["mean", "lastk", "layernorm", "attentive"], row["name"]
+            assert row["protocols"]["mean"]["linear_top1"] == row["linear_top1"]
+            assert "knn_top1" in row["protocols"]["lastk"] and "knn_top1" not in row["protocols"]["attentive"]
     if suite == "collapse":
         assert (tmp_path / "result.png").stat().st_size > 1000
     trained = result["rows"][-1]["checkpoint"]

@@ -9,8 +9,9 @@ and one row per trained model, all with the same ViT (dim 192, depth 6, patch 4)
 - `lejepa`: configs/lejepa_vit_cpu.yaml (2 global + 2 local views, no predictor, SIGReg), whose batch of 64
   images x 4 views costs about one I-JEPA step of 128 images, so equal steps is about equal compute.
 Each row: name, linear_top1, knn_top1, rankme, feat_std, mean_cos, collapsed, train_seconds (+ checkpoint for
-models). `quick` shrinks the training and the probe sets so the whole suite runs in a few minutes; it still
-produces every row.
+models), and `protocols`: {mean, lastk, layernorm, attentive: {linear_top1, knn_top1 where it applies, ...}},
+every row under the same probes (eval/protocols.py; raw pixels attend over pixel patches). `quick` shrinks the
+training and the probe sets so the whole suite runs in a few minutes; it still produces every row.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import torch
 
-from openjepa.config import config_to_yaml, load_config
+from openjepa.config import EVAL_PROTOCOLS, config_to_yaml, load_config
 from openjepa.eval.evaluate import evaluate_run
 from openjepa.methods import METHODS
 from openjepa.train.checkpoint import save_checkpoint
@@ -40,7 +41,9 @@ VARIANTS = {  # row name -> (preset, overrides on top of it)
     "mae": ("ijepa_vit_cpu", ["--train.method=mae", "--reg.kind=none"]),
     "lejepa": ("lejepa_vit_cpu", []),
 }
-ROW_KEYS = ("name", "linear_top1", "knn_top1", "rankme", "feat_std", "mean_cos", "collapsed", "train_seconds")
+ALL_PROTOCOLS = ["--eval.protocols=" + ",".join(EVAL_PROTOCOLS)]  # every row under every probe (before overrides)
+ROW_KEYS = ("name", "linear_top1", "knn_top1", "rankme", "feat_std", "mean_cos", "collapsed", "train_seconds",
+            "protocols")
 
 
 def save_random_init(cfg, run_dir: Path) -> Path:
@@ -63,7 +66,7 @@ def run_images(quick: bool, workdir: Path, overrides: list[str], out: Path) -> d
     suite_dir = Path(workdir) / ("images_quick" if quick else "images")
     if suite_dir.exists():
         shutil.rmtree(suite_dir)
-    budget = (QUICK if quick else FULL) + list(overrides)
+    budget = (QUICK if quick else FULL) + ALL_PROTOCOLS + list(overrides)
     meta = provenance()  # taken before training: the code that ran
     rows, warnings, configs = [], [], {}
     for i, (name, (preset, variant)) in enumerate(VARIANTS.items()):
