@@ -129,3 +129,12 @@ def test_eval_row_carries_every_requested_protocol():
     cfg.eval.protocols = "mean"
     row = evaluate_encoder("ijepa", enc, split, cfg.eval, dev, "fp32", progress=False)[0]
     assert "protocols" not in row
+
+
+def test_lastk_deeper_than_the_encoder_is_refused_up_front():
+    from openjepa.config import load_config
+    from openjepa.train.run import find_preset
+
+    with pytest.raises(ConfigError, match="eval.lastk"):
+        load_config(find_preset("smoke"), ["--eval.protocols=mean,lastk", "--eval.lastk=3"])  # smoke: depth 2
+    assert load_config(find_preset("smoke"), ["--eval.protocols=mean,lastk", "--eval.lastk=2"]).eval.lastk == 2

@@ -410,6 +410,10 @@ class Config:
         p = self.model.patch_size
         _check(self.video.stem == "linear" or (p >= 2 and p & (p - 1) == 0), "video.stem",
                f"hmlp merges 2 x 2 at a time: model.patch_size must be a power of two >= 2, got {p}")
+        lastk = "lastk" in [name.strip() for name in self.eval.protocols.split(",")]
+        _check(not lastk or self.eval.lastk <= self.model.depth, "eval.lastk",
+               f"the lastk protocol concatenates the last eval.lastk={self.eval.lastk} blocks, but the encoder has "
+               f"model.depth={self.model.depth}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
