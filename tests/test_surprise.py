@@ -186,3 +186,101 @@ def test_per_frame_averages_every_window_that_predicts_the_frame():
     assert r["window_starts"] == [0, 1, 2]
     assert r["per_frame"] == [None, None, 0.0, 5.5, 15.5, 21.0]
     assert r["surprise_mean"] == pytest.approx((0.5 + 10.5 + 20.5) / 3) and r["surprise_max"] == 20.5
+
+
+def _up2(v, mode):
+    """Every frame of v uint8 (T, H, W, C) at twice the size (nearest: pixel repetition; bilinear)."""
+    if mode == "nearest":
+        return v.repeat(2, 1).repeat(2, 2)
+    x = torch.from_numpy(v).permute(0, 3, 1, 2).float()
+    x = torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def test_a_2x_upsampled_copy_scores_the_same(run_dir, tmp_path):
+    """The resize back to the model's size is not the identity: the antialiased bilinear 2x downsample blurs each
+    pixel (0.75 itself + 0.125 of each neighbour for a pixel-repeated copy), so the model inputs differ by a few
+    grey levels and the score by 0.4-1.8% over these clips. The tolerance is 2%; a flat grey clip, the control,
+    scores 5% away, so the check can fail."""
+    from openjepa.data.physics import train_video
+    from openjepa.train.checkpoint import load_method
+
+    method = load_method(run_dir)[0]
+    for seed in range(3):
+        v = train_video(seed, T=14, size=16, channels=1)[0]
+        np.save(tmp_path / "v.npy", v)
+        x = load_video(tmp_path / "v.npy", 16, 1)
+        s = video_surprise(method, x)["surprise_mean"]
+        for mode in ("nearest", "bilinear"):
+            np.save(tmp_path / "up.npy", _up2(v, mode))
+            xu = load_video(tmp_path / "up.npy", 16, 1)
+            assert (xu.float() - x.float()).abs().mean() < 12, (seed, mode)  # grey levels of 255
+            assert video_surprise(method, xu)["surprise_mean"] == pytest.approx(s, rel=0.02), (seed, mode)
+        flat = torch.full_like(x, 128)
+        assert video_surprise(method, flat)["surprise_mean"] != pytest.approx(s, rel=0.02)
+
+
+def test_letterbox_keeps_the_whole_frame(run_dir, tmp_path, capsys):
+    from openjepa.data.video import letterbox
+
+    rng = np.random.default_rng(1)
+    v = (rng.random((3, 20, 40)) * 200).astype(np.uint8)  # wide: 20 x 40
+    v[:, :, 0] = v[:, :, -1] = 255  # bright outermost columns, which a centre crop cuts off
+    np.save(tmp_path / "wide.npy", v)
+    lb = load_video(tmp_path / "wide.npy", 16, 1, fit="letterbox")[0]  # (T, 16, 16)
+    crop = load_video(tmp_path / "wide.npy", 16, 1)[0]
+    assert lb.shape == crop.shape == (3, 16, 16)
+    # the whole frame, resized to 8 x 16, sits in rows 4..11; the rest is one fill colour
+    whole = torch.nn.functional.interpolate(torch.from_numpy(v)[:, None].float(), size=(8, 16), mode="bilinear",
+                                            align_corners=False, antialias=True).round().clamp(0, 255)[:, 0]
+    assert torch.equal(lb[:, 4:12].float(), whole)
+    pad = torch.cat([lb[:, :4], lb[:, 12:]], 1)
+    assert (pad == pad[0, 0, 0]).all()
+    border = torch.cat([whole[:, 0], whole[:, -1], whole[:, :, 0], whole[:, :, -1]], 1)
+    assert int(pad[0, 0, 0]) == round(float(border.mean()))
+    assert lb[:, 4:12, 0].float().mean() > 150 and crop[:, :, 0].float().mean() < 150  # the edge survives only here
+    # a tall clip pads columns; a square clip is the same either way; RGB keeps a colour fill
+    np.save(tmp_path / "tall.npy", v.transpose(0, 2, 1).copy())
+    tall = load_video(tmp_path / "tall.npy", 16, 1, fit="letterbox")[0]
+    assert torch.equal(tall, lb.transpose(1, 2))
+    np.save(tmp_path / "sq.npy", v[:, :, :20].copy())
+    assert torch.equal(load_video(tmp_path / "sq.npy", 16, 3, fit="letterbox"), load_video(tmp_path / "sq.npy", 16, 3))
+    rgb = torch.zeros(2, 3, 4, 8, dtype=torch.uint8)
+    rgb[:, 0] = 200
+    assert letterbox(rgb, 8)[:, :, 0, 0].tolist() == [[200, 0, 0]] * 2
+    with pytest.raises(ValueError, match="fit"):
+        load_video(tmp_path / "wide.npy", 16, 1, fit="stretch")
+    assert main(["surprise", str(run_dir), str(tmp_path / "wide.npy"), "--fit", "letterbox", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["per_frame"]) == 3
+
+
+def test_zscore_normalises_each_video_and_keeps_the_raw_numbers(run_dir, videos, capsys):
+    d, _ = videos
+    path = str(d / "grey.npy")
+    assert main(["surprise", str(run_dir), path, "--json"]) == 0
+    raw = json.loads(capsys.readouterr().out)
+    assert main(["surprise", str(run_dir), path, "--json", "--normalize", "zscore"]) == 0
+    z = json.loads(capsys.readouterr().out)
+    assert z["raw"] == {k: raw[k] for k in ("surprise_mean", "surprise_max", "per_frame")}
+    vals = np.array([v for v in z["per_frame"] if v is not None])
+    assert z["per_frame"][:4] == [None] * 4 and len(vals) == 10
+    assert vals.mean() == pytest.approx(0, abs=1e-9) and vals.std() == pytest.approx(1, rel=1e-9)
+    mu, sd = z["normalization"]["mean"], z["normalization"]["std"]
+    assert sd > 0 and mu == pytest.approx(np.mean([v for v in raw["per_frame"] if v is not None]))
+    for k in ("surprise_mean", "surprise_max"):
+        assert z[k] == pytest.approx((raw[k] - mu) / sd)
+    assert main(["surprise", str(run_dir), path, "--normalize", "zscore"]) == 0  # the table: normalised numbers
+    assert f"{z['surprise_max']:.4f}" in capsys.readouterr().out
+    from openjepa.eval.surprise import normalize_surprise
+
+    flat = normalize_surprise({"surprise_mean": 2.0, "surprise_max": 2.0, "per_frame": [None, 2.0, 2.0]}, "zscore")
+    assert flat["per_frame"] == [None, 0.0, 0.0] and flat["surprise_max"] == 0.0  # a flat curve: zeros, no NaN
+
+
+def test_fps_needs_timestamps(run_dir, videos, capsys):
+    d, _ = videos
+    for name in ("grey.npy", "frames"):
+        with pytest.raises(ValueError, match="fps"):
+            load_video(d / name, 16, 1, fps=5)
+        assert main(["surprise", str(run_dir), str(d / name), "--fps", "5"]) == 2
+        assert "timestamps" in capsys.readouterr().err

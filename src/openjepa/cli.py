@@ -247,7 +247,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_surprise(args: argparse.Namespace) -> int:
     from openjepa.eval.surprise import plot_surprise, score_videos
 
-    results = score_videos([args.checkpoint, *(args.ensemble or [])], args.videos, context=args.context, fps=args.fps)
+    results = score_videos([args.checkpoint, *(args.ensemble or [])], args.videos, context=args.context, fps=args.fps,
+                           fit=args.fit, normalize=args.normalize)
     if args.json:
         print(json.dumps(results if len(results) > 1 else results[0], indent=2))
     else:
@@ -375,12 +376,35 @@ def build_parser() -> argparse.ArgumentParser:
                        "model's clip length, the first --context frames given, the rest predicted; prints per video "
                        "surprise_mean, surprise_max (over windows) and per_frame (each frame's error averaged over the "
                        "windows predicting it; null for the first context frames). Videos: .npy (T, H, W[, C]), folders of frames, .mp4/.avi/... "
-                       "of any size, length, frame rate and channel count (short side resized to the model's size, "
-                       "centre crop, RGB<->grey; see openjepa.data.video).")
+                       "of any size, length, frame rate and channel count (brought to the model's size by --fit, "
+                       "RGB<->grey; see openjepa.data.video). "
+                       "What your videos must match, or the model sees something it never trained on: "
+                       "(1) object size in pixels AT THE MODEL'S INPUT SIZE (data.img_size), after --fit: the shipped "
+                       "physics preset sees 32x32 frames with balls 3-5 px across, so a ball filling a tenth of a "
+                       "640 px frame is about 3 px there, one filling half of it is far too big; crop or letterbox to "
+                       "get there. "
+                       "(2) motion per frame: the preset's balls move about 0.3-3 px per frame at 32 px; a video "
+                       "at 60 fps of slow motion moves too little per frame: lower the rate with --fps (video files "
+                       "only). "
+                       "(3) clip length: the model scores sliding windows of its clip length (video.frames, 16 for the "
+                       "preset), the first --context frames (8) given; an event must happen after the first context "
+                       "frames and within a window's prediction horizon of what it contradicts.")
     s.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or run directory")
     s.add_argument("videos", metavar="VIDEO", nargs="+")
     s.add_argument("--context", type=int, help="context frames per window (default: the model's video.context_frames)")
-    s.add_argument("--fps", type=float, help="resample video files to this frame rate first (default: as stored)")
+    s.add_argument("--fps", type=float, help="resample video files to this frame rate first (default: as stored); "
+                   "refused for .npy and folders of frames, which have no timestamps")
+    s.add_argument("--fit", choices=["crop", "letterbox"], default="crop",
+                   help="how a non-square frame becomes the model's square input: crop (default) resizes the short "
+                   "side to the model's size and cuts the centre square (the edges of a wide video are lost); "
+                   "letterbox resizes the long side and pads the rest with the clip's border colour (nothing is "
+                   "lost, objects get smaller)")
+    s.add_argument("--normalize", choices=["none", "zscore"], default="none",
+                   help="none (default): raw prediction errors. zscore: each video's per_frame, surprise_mean and "
+                   "surprise_max minus the mean, over the std, of that video's own per-frame curve, so videos of "
+                   "different looks (texture, noise, contrast move the whole curve) compare by how far their peaks "
+                   "stand out; surprise_mean is then about 0, surprise_max is the peak in stds; --json keeps the raw "
+                   "numbers under 'raw'")
     s.add_argument("--ensemble", metavar="CHECKPOINT", action="append",
                    help="also score with this checkpoint (repeatable): each window's error is the mean over all the "
                    "models, as bench physics scores its jepa and pixel models; the models must share clip length, "

@@ -1,6 +1,6 @@
 """User videos -> model input: `.npy` arrays, folders of frames, and video files (.mp4, .avi, ...).
 
-    load_video(path, size, channels, fps=None) -> uint8 (C, T, size, size)
+    load_video(path, size, channels, fps=None, fit="crop") -> uint8 (C, T, size, size)
 
 Accepted inputs
     .npy             uint8 (T, H, W) or (T, H, W, C) with C in 1, 3, 4; float arrays are read as [0, 1]
@@ -10,9 +10,14 @@ Accepted inputs
 
 Rules that bring any video to the model (the same as for images, data/transforms.py:to_model_input)
     channels   RGB -> grey by luminance (0.299, 0.587, 0.114); grey -> RGB by repetition; alpha dropped
-    size       the short side is resized to `size` (bilinear, antialiased), then the centre is cropped square
+    size       fit="crop" (the default): the short side is resized to `size` (bilinear, antialiased), then the
+               centre is cropped square (a wide clip loses its left and right edges).
+               fit="letterbox": the long side is resized to `size` and the rest is padded, centred, with the
+               clip's border colour (the mean of its frames' outermost rows and columns, one colour for the
+               whole clip so the padding never flickers): nothing is cut off, objects get smaller.
     frame rate kept as stored, unless `fps` is given and the source's rate is known (video files): frames are
-               then resampled to `fps` by taking the nearest earlier source frame (drops or repeats frames)
+               then resampled to `fps` by taking the nearest earlier source frame (drops or repeats frames).
+               `.npy` arrays and folders of frames carry no timestamps: `fps` is refused for them.
     length     kept; callers that need a minimum (surprise windows) pad by repeating the last frame
 A file that cannot be used (missing, unreadable, wrong rank, no frames, bad channel count) raises ValueError
 (or FileNotFoundError) naming it.
@@ -25,8 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from openjepa.data.transforms import to_model_input
+from openjepa.data.transforms import check_channels, check_size, convert_channels, to_model_input
 
+FITS = ("crop", "letterbox")
 FRAME_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
@@ -112,6 +118,10 @@ def read_video(path: str | Path, fps: float | None = None) -> np.ndarray:
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"no such video: {p}")
+    if fps and (p.is_dir() or p.suffix.lower() == ".npy"):
+        # ignoring it silently would score the video at a frame rate the user did not ask for
+        raise ValueError(f"{p}: --fps needs timestamps, which .npy arrays and folders of frames do not have; "
+                         "resample the frames yourself (e.g. keep every 2nd frame) or use a video file")
     if p.is_dir():
         return _thwc(read_frames_folder(p), p)
     ext = p.suffix.lower()
@@ -123,11 +133,39 @@ def read_video(path: str | Path, fps: float | None = None) -> np.ndarray:
                      f"{', '.join(sorted(VIDEO_EXTS))})")
 
 
-def load_video(path: str | Path, size: int, channels: int, fps: float | None = None) -> torch.Tensor:
+def letterbox(x: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 frames (T, C, H, W) of one clip -> (T, C, size, size): the long side resized to `size` (bilinear,
+    antialiased), the short side padded on both sides with the clip's border colour."""
+    T, c, h, w = x.shape
+    nh, nw = (size, max(1, round(w * size / h))) if h >= w else (max(1, round(h * size / w)), size)
+    if (nh, nw) != (h, w):
+        x = torch.cat([torch.nn.functional.interpolate(x[s:s + 256].float(), size=(nh, nw), mode="bilinear",
+                                                       align_corners=False, antialias=True)
+                       .round_().clamp_(0, 255).to(torch.uint8) for s in range(0, T, 256)])  # bounded memory
+    if (nh, nw) == (size, size):
+        return x.contiguous()
+    border = torch.cat([x[:, :, 0], x[:, :, -1], x[:, :, :, 0], x[:, :, :, -1]], dim=2)  # (T, C, 2 nw + 2 nh)
+    fill = border.float().mean(dim=(0, 2)).round().to(torch.uint8)  # (C,)
+    out = fill.view(1, c, 1, 1).expand(T, c, size, size).clone()
+    top, left = (size - nh) // 2, (size - nw) // 2
+    out[:, :, top:top + nh, left:left + nw] = x
+    return out
+
+
+def load_video(path: str | Path, size: int, channels: int, fps: float | None = None, fit: str = "crop"
+               ) -> torch.Tensor:
     """A video as model input: uint8 (C, T, size, size) (see the module docstring for the rules)."""
+    if fit not in FITS:
+        raise ValueError(f"fit must be one of {', '.join(FITS)}, got {fit!r}")
     a = read_video(path, fps)  # (T, H, W, C)
     x = torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2)  # (T, C, H, W)
-    return to_model_input(x, size, channels).permute(1, 0, 2, 3).contiguous()  # (C, T, size, size)
+    if fit == "letterbox":
+        check_size(size)
+        check_channels(channels)
+        x = letterbox(convert_channels(x, channels), size)
+    else:
+        x = to_model_input(x, size, channels)
+    return x.permute(1, 0, 2, 3).contiguous()  # (C, T, size, size)
 
 
 def pad_frames(x: torch.Tensor, frames: int) -> torch.Tensor:

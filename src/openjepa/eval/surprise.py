@@ -15,6 +15,14 @@ predicted tubelet slice.
 
 Videos shorter than W are padded with their last frame (per_frame still has one value per real frame).
 
+`normalize_surprise(result, "zscore")` maps one video's numbers through one affine map: minus the mean, over the
+standard deviation, of its own per-frame curve (every predicted frame). A video's look (texture, noise, contrast)
+moves the whole error curve up or down and stretches it; the z-scored curve says how far each moment stands out
+from that video's own typical level, so peaks can be compared between videos of different looks. The whole curve
+is used, not the opening frames: it is the steadiest estimate (every predicted frame, not the W - C of one window)
+and does not assume the event comes late. The z-scored surprise_mean is then about 0 by construction; the
+z-scored surprise_max is the peak's height in standard deviations.
+
 `Ensemble([m1, m2, ...])` scores with several independently trained models of the same clip geometry: each window's
 error is the mean of the members' errors (`openjepa surprise CKPT --ensemble CKPT2`; `bench physics` scores its
 jepa and pixel models this way). Members differ in which scenes they extrapolate badly, so the mean is steadier than
@@ -107,6 +115,35 @@ def video_surprise(method, x: torch.Tensor, context: int | None = None, stride: 
             "windows": [float(w) for w in win], "window_starts": starts}
 
 
+NORMALIZE = ("none", "zscore")
+
+
+def normalize_surprise(r: dict[str, Any], method: str = "none") -> dict[str, Any]:
+    """A video_surprise / score_videos result with its per_frame, windows and summary numbers z-scored against the
+    mean and (population) standard deviation of its own per-frame curve; the raw numbers move to r["raw"] and the
+    statistics to r["normalization"]. "none" returns r unchanged. A flat curve (std 0) maps to zeros."""
+    if method not in NORMALIZE:
+        raise ValueError(f"normalize must be one of {', '.join(NORMALIZE)}, got {method!r}")
+    if method == "none":
+        return r
+    vals = torch.tensor([v for v in r["per_frame"] if v is not None], dtype=torch.float64)
+    mu = float(vals.mean())
+    sd = float(vals.std(unbiased=False)) if len(vals) > 1 else 0.0
+    div = sd if sd > 0 else 1.0
+
+    def z(v):
+        return None if v is None else (v - mu) / div
+
+    out = dict(r)
+    out["raw"] = {k: r[k] for k in ("surprise_mean", "surprise_max", "per_frame", "windows") if k in r}
+    out["normalization"] = {"method": method, "mean": mu, "std": sd}
+    out["per_frame"] = [z(v) for v in r["per_frame"]]
+    out["surprise_mean"], out["surprise_max"] = z(r["surprise_mean"]), z(r["surprise_max"])
+    if "windows" in r:
+        out["windows"] = [z(v) for v in r["windows"]]
+    return out
+
+
 def _draw_curves(ax, results: list[dict[str, Any]], marks: list[int | None] | None) -> None:
     for i, r in enumerate(results):
         ys = [math.nan if v is None else v for v in r["per_frame"]]
@@ -147,9 +184,13 @@ def plot_surprise(results: list[dict[str, Any]], path: str | Path, marks: list[i
 
 
 def score_videos(checkpoint: str | Path | list[str | Path], videos: list[str], context: int | None = None,
-                 fps: float | None = None, device: str = "cpu") -> list[dict[str, Any]]:
+                 fps: float | None = None, device: str = "cpu", fit: str = "crop", normalize: str = "none"
+                 ) -> list[dict[str, Any]]:
     """`openjepa surprise`: load a video checkpoint (several: an Ensemble of them), bring each video to the model
-    input, score it."""
+    input (`fit`: crop or letterbox, see data/video.py), score it, and normalise its numbers (`normalize`: none or
+    zscore, see normalize_surprise; zscore keeps the raw numbers under "raw")."""
+    if normalize not in NORMALIZE:
+        raise ValueError(f"normalize must be one of {', '.join(NORMALIZE)}, got {normalize!r}")
     from openjepa.data.video import load_video
     from openjepa.train.checkpoint import load_method
 
@@ -163,8 +204,9 @@ def score_videos(checkpoint: str | Path | list[str | Path], videos: list[str], c
     cfg = method.cfg
     out = []
     for v in videos:
-        x = load_video(v, cfg.data.img_size, cfg.data.channels, fps=fps)
+        x = load_video(v, cfg.data.img_size, cfg.data.channels, fps=fps, fit=fit)
         r = video_surprise(method, x, context, device=device)
-        out.append({"path": str(v), "surprise_mean": r["surprise_mean"], "surprise_max": r["surprise_max"],
-                    "per_frame": r["per_frame"]})
+        r = {"path": str(v), "surprise_mean": r["surprise_mean"], "surprise_max": r["surprise_max"],
+             "per_frame": r["per_frame"]}
+        out.append(normalize_surprise(r, normalize))
     return out
