@@ -70,6 +70,12 @@ def metric_series(rows: Sequence[Mapping], steps: Sequence[float], key: str) -> 
     return x, y
 
 
+def present_series(rows: Sequence[Mapping], steps: Sequence[float], keys) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(key, steps, values) for each of `keys` with at least one finite value, in the order of `keys`."""
+    series = [(k, *metric_series(rows, steps, k)) for k in keys]
+    return [s for s in series if s[1].size > 0]
+
+
 def collapse_flags(rows: Sequence[Mapping], steps: Sequence[float]) -> list[tuple[float, bool]]:
     """(step, collapsed?) of every row carrying the online monitor's `collapsed` flag, by step."""
     flags = [(s, bool(r["collapsed"])) for s, r in zip(steps, rows) if "collapsed" in r]
@@ -132,8 +138,7 @@ def loss_figure(rows, steps) -> str | None:
 
 
 def schedules_figure(rows, steps) -> str | None:
-    series = [(k, *metric_series(rows, steps, k)) for k in _SCHEDULE_KEYS]
-    series = [s for s in series if s[1].size > 0]
+    series = present_series(rows, steps, _SCHEDULE_KEYS)
     if not series:
         return None
     fig, axes = _panels(len(series), max_cols=4)
@@ -159,8 +164,7 @@ def _shade_collapse(ax, flags: list[tuple[float, bool]], last_step: float) -> No
 
 
 def collapse_figure(rows, steps, dim: int | None) -> str | None:
-    series = [(k, *metric_series(rows, steps, k)) for k in _COLLAPSE_KEYS]
-    series = [s for s in series if s[1].size > 0]
+    series = present_series(rows, steps, _COLLAPSE_KEYS)
     if not series:
         return None
     flags = collapse_flags(rows, steps)
@@ -183,8 +187,7 @@ def collapse_figure(rows, steps, dim: int | None) -> str | None:
 
 
 def probe_figure(rows, steps) -> str | None:
-    series = [(k, *metric_series(rows, steps, k)) for k in _PROBE_KEYS]
-    series = [s for s in series if s[1].size > 0]
+    series = present_series(rows, steps, _PROBE_KEYS)
     if not series:
         return None
     as_pct = all(np.all((y >= 0) & (y <= 1)) for _, _, y in series)
@@ -214,8 +217,7 @@ def other_keys(rows) -> list[str]:
 
 def other_figure(rows, steps) -> tuple[str | None, list[str]]:
     keys = other_keys(rows)
-    series = [(k, *metric_series(rows, steps, k)) for k in keys]
-    series = [s for s in series if s[1].size > 0]
+    series = present_series(rows, steps, keys)
     if not series:
         return None, []
     shown = series[:_MAX_OTHER_PANELS]
