@@ -14,7 +14,6 @@ no padded tokens to mask out of attention or losses.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from openjepa.models.action_predictor import AdaLNBlock
@@ -38,9 +37,3 @@ def compile_blocks(method: nn.Module, dynamic: bool = True, **options) -> int:
             n += 1
     return n
 
-
-def compiler_available() -> None:
-    """Raise a RuntimeError saying why when torch.compile cannot run here (no dynamo on this platform/Python)."""
-    if not torch._dynamo.is_dynamo_supported():
-        raise RuntimeError(f"train.compile: torch.compile is not supported with torch {torch.__version__} on this "
-                           f"platform/Python; set train.compile=false")
