@@ -64,7 +64,7 @@ def convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
 
 def resize_center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     """Resize short side to ``size`` (bilinear, antialiased) then center crop."""
-    n, c, h, w = x.shape
+    h, w = x.shape[-2:]
     if (h, w) == (size, size):
         return x
     if h <= w:
@@ -75,14 +75,24 @@ def resize_center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     left = int(round((nw - size) / 2.0))
     if (nh, nw) == (h, w):  # short side already right: crop only
         return x[:, :, top : top + size, left : left + size].contiguous()
-    out = torch.empty((n, c, size, size), dtype=torch.uint8, device=x.device)
-    for s in range(0, n, _CHUNK):
+    return resize(x, (nh, nw), crop=(top, left, size))
+
+
+def resize(x: torch.Tensor, hw: tuple[int, int], crop: tuple[int, int, int] | None = None,
+           chunk: int = _CHUNK) -> torch.Tensor:
+    """uint8 ``(N, C, H, W)`` -> uint8 resized to ``hw`` (bilinear, antialiased), ``chunk`` samples at a time to
+    bound the float temporaries; ``crop=(top, left, size)`` keeps only that square of each resized chunk."""
+    n, c = x.shape[:2]
+    oh, ow = (crop[2], crop[2]) if crop else hw
+    top, left = crop[:2] if crop else (0, 0)
+    out = torch.empty((n, c, oh, ow), dtype=torch.uint8, device=x.device)
+    for s in range(0, n, chunk):
         r = F.interpolate(
-            x[s : s + _CHUNK].float(), size=(nh, nw), mode="bilinear",
+            x[s : s + chunk].float(), size=hw, mode="bilinear",
             align_corners=False, antialias=True,
         )
-        r = r[:, :, top : top + size, left : left + size]
-        out[s : s + _CHUNK] = r.round_().clamp_(0, 255).to(torch.uint8)
+        r = r[:, :, top : top + oh, left : left + ow]
+        out[s : s + chunk] = r.round_().clamp_(0, 255).to(torch.uint8)
     return out
 
 

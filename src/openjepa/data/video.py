@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from openjepa.data.transforms import check_channels, check_size, convert_channels, to_model_input
+from openjepa.data.transforms import check_channels, check_size, convert_channels, resize, to_model_input
 
 FITS = ("crop", "letterbox")
 FRAME_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -139,9 +139,7 @@ def letterbox(x: torch.Tensor, size: int) -> torch.Tensor:
     T, c, h, w = x.shape
     nh, nw = (size, max(1, round(w * size / h))) if h >= w else (max(1, round(h * size / w)), size)
     if (nh, nw) != (h, w):
-        x = torch.cat([torch.nn.functional.interpolate(x[s:s + 256].float(), size=(nh, nw), mode="bilinear",
-                                                       align_corners=False, antialias=True)
-                       .round_().clamp_(0, 255).to(torch.uint8) for s in range(0, T, 256)])  # bounded memory
+        x = resize(x, (nh, nw), chunk=256)  # video frames can be large: a smaller chunk than for images
     if (nh, nw) == (size, size):
         return x.contiguous()
     border = torch.cat([x[:, :, 0], x[:, :, -1], x[:, :, :, 0], x[:, :, :, -1]], dim=2)  # (T, C, 2 nw + 2 nh)
