@@ -12,9 +12,10 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+if TYPE_CHECKING:  # annotations only: each command imports the heavy modules it runs
+    import torch
 
 
 EPILOG = """examples:
@@ -123,6 +124,8 @@ def _write_features(out: Path, z: torch.Tensor, labels: torch.Tensor | None, nam
                     classes: list[str] | None) -> list[Path]:
     """FILE.npy (+ FILE.labels.npy) or FILE.safetensors (tensors features, labels; class names in its metadata),
     and FILE.files.txt with one input name per row when the input had names. Returns the files written."""
+    import numpy as np
+
     out.parent.mkdir(parents=True, exist_ok=True)
     written = [out]
     if out.suffix.lower() == ".safetensors":
