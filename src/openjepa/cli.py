@@ -165,7 +165,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
                              pool=args.pool, k=args.k)
         labels = names = classes = None
     else:
-        records = index_input(args.input, getattr(cfg.data, "index_dir", None))
+        records = index_input(args.input, cfg.data.index_dir)
         r = featurize_records(encoder, records, size, channels, device, cfg.train.precision, batch, args.workers,
                               args.pool, args.k, skip_bad=args.skip_bad, progress=True)
         z, labels, names, classes = r["features"], r["labels"], r["names"], records.classes
