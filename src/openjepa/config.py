@@ -315,8 +315,8 @@ class VideoConfig:
         _check(self.tubelet >= 1, "video.tubelet", f"must be >= 1, got {self.tubelet}")
         _check(self.frames >= 2 and self.frames % self.tubelet == 0, "video.frames",
                f"must be >= 2 and divisible by video.tubelet={self.tubelet}, got {self.frames}")
-        _check(context_frames_error(self.context_frames, self.frames, self.tubelet) is None, "video.context_frames",
-               str(context_frames_error(self.context_frames, self.frames, self.tubelet)))
+        err = context_frames_error(self.context_frames, self.frames, self.tubelet)
+        _check(err is None, "video.context_frames", str(err))
         _check(self.mask in VIDEO_MASKS, "video.mask", f"must be one of {', '.join(VIDEO_MASKS)}; got {self.mask!r}")
         _check(not self.delta or self.mask in ("future", "next"), "video.delta",
                f"needs video.mask=future or next (a context that ends at a whole slice), got {self.mask!r}")
