@@ -427,12 +427,6 @@ def _changed(section: Any, key: str) -> bool:
     return getattr(section, key) != default
 
 
-def is_changed(cfg: Config, key: str) -> bool:
-    """Whether the dotted key ("train.loss") of cfg differs from its dataclass default."""
-    section, name = key.split(".", 1)
-    return _changed(getattr(cfg, section), name)
-
-
 def refuse_changed(cfg: Config, keys: list[str] | tuple[str, ...], why: str) -> None:
     """ConfigError naming the first of `keys` ("section.key", or "section.*" for all of a section) set away from
     its default: `why` says who ignores it."""
