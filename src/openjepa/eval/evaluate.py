@@ -149,9 +149,9 @@ def evaluate_run(target: str | Path, baselines: bool, overrides: list[str], prog
     device = select_device(cfg.train.device)
     warnings: list[str] = []
     if train_dir is not None:
-        workers = min(getattr(cfg.data, "workers", 0), os.cpu_count() or 1)  # the run's, at most one per core
+        workers = min(cfg.data.workers, os.cpu_count() or 1)  # the run's, at most one per core
         split, class_names, bad = folder_split(cfg.eval, train_dir, val_dir, cfg.data.img_size, cfg.data.channels,
-                                               workers, index_dir=getattr(cfg.data, "index_dir", None))
+                                               workers, index_dir=cfg.data.index_dir)
         if bad:
             warnings.append(f"{len(bad)} unreadable image(s) left out of the probes, e.g. {bad[0][0]} ({bad[0][1]})")
     else:
@@ -159,7 +159,7 @@ def evaluate_run(target: str | Path, baselines: bool, overrides: list[str], prog
                            cfg.data.img_size, cfg.data.channels)
         class_names = FASHION_CLASSES
     name = name or cfg.train.method
-    patch = getattr(cfg.model, "patch_size", 4)
+    patch = cfg.model.patch_size
     row, z, y = evaluate_encoder(name, method.eval_encoder(), split, cfg.eval, device, cfg.train.precision, progress,
                                  patch)
     row.update(step=int(state["step"]), checkpoint=str(ckpt))
