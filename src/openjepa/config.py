@@ -242,6 +242,11 @@ class TrainConfig:
 EVAL_PROTOCOLS = ("mean", "lastk", "layernorm", "attentive")  # eval/protocols.py says what each one is
 
 
+def protocol_names(protocols: str) -> list[str]:
+    """The names in a comma-separated eval.protocols ("mean, lastk" -> ["mean", "lastk"]), unchecked."""
+    return [p.strip() for p in str(protocols).split(",")]
+
+
 @dataclass
 class EvalConfig:
     train_samples: int = 60000  # labelled Fashion-MNIST train images used to fit the probes (<= 60000)
@@ -257,8 +262,7 @@ class EvalConfig:
     attentive_epochs: int = 10  # the attentive probe's fixed training budget (epochs over the train features)
 
     def __post_init__(self) -> None:
-        names = [p.strip() for p in str(self.protocols).split(",")]
-        bad = [p for p in names if p not in EVAL_PROTOCOLS]
+        bad = [p for p in protocol_names(self.protocols) if p not in EVAL_PROTOCOLS]
         _check(not bad, "eval.protocols", f"unknown protocol(s) {bad}; a comma-separated list of "
                                           f"{', '.join(EVAL_PROTOCOLS)}")
         _check(self.lastk >= 1, "eval.lastk", f"must be >= 1, got {self.lastk}")
@@ -410,7 +414,7 @@ class Config:
         p = self.model.patch_size
         _check(self.video.stem == "linear" or (p >= 2 and p & (p - 1) == 0), "video.stem",
                f"hmlp merges 2 x 2 at a time: model.patch_size must be a power of two >= 2, got {p}")
-        lastk = "lastk" in [name.strip() for name in self.eval.protocols.split(",")]
+        lastk = "lastk" in protocol_names(self.eval.protocols)
         _check(not lastk or self.eval.lastk <= self.model.depth, "eval.lastk",
                f"the lastk protocol concatenates the last eval.lastk={self.eval.lastk} blocks, but the encoder has "
                f"model.depth={self.model.depth}")
