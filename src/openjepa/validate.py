@@ -12,15 +12,10 @@ registries, so neither imports the other.
 
 from __future__ import annotations
 
-from openjepa.config import Config, ConfigError, check_unused, refuse_changed
+from openjepa.config import Config, _check, check_unused, refuse_changed
 from openjepa.methods import METHODS
 from openjepa.models import ENCODERS
 from openjepa.train.run import DATASETS, STREAMING, VIDEO_DATASETS
-
-
-def _check(cond: bool, key: str, msg: str) -> None:
-    if not cond:
-        raise ConfigError(f"{key}: {msg}")
 
 
 def resolve_config(cfg: Config) -> Config:
