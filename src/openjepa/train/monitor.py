@@ -69,13 +69,18 @@ def stall_message(gain: float, step: int) -> str:
             "healthy meanwhile. Try another --train.seed or a lower --optim.lr")
 
 
+def held_out_split(cfg: Config, rows: int) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """(n, held-out row indices, training row indices): n = train.monitor_samples rows, a fifth of the data at
+    most, drawn from a permutation seeded by train.seed (in memory and streamed alike)."""
+    n = min(cfg.train.monitor_samples, rows // 5)
+    perm = torch.randperm(rows, generator=torch.Generator().manual_seed(cfg.train.seed + 12345))
+    return n, perm[:n], perm[n:]
+
+
 def build_monitor(cfg: Config, x, y: torch.Tensor | None) -> tuple[Monitor, Any]:
     """Hold out `train.monitor_samples` training samples (seeded) for the online panel; returns the monitor and
     the remaining training data. With labels, 4x as many training images form the online kNN bank."""
-    rows = num_rows(x)
-    n = min(cfg.train.monitor_samples, rows // 5)
-    perm = torch.randperm(rows, generator=torch.Generator().manual_seed(cfg.train.seed + 12345))
-    held, train = perm[:n], perm[n:]
+    n, held, train = held_out_split(cfg, num_rows(x))
     if y is None:
         return Monitor(monitor_pixels(take(x, held))[:cfg.train.monitor_samples]), take(x, train)
     bank = train[: 4 * n]
@@ -89,9 +94,8 @@ def build_streaming_monitor(cfg: Config, records, decoder) -> tuple[Monitor, Any
     SubsetRecords). An unreadable held-out file is left out (the monitor holds a few fewer)."""
     from openjepa.data.streaming import SubsetRecords, sequential_batches
 
-    n = min(cfg.train.monitor_samples, len(records) // 5)
-    perm = torch.randperm(len(records), generator=torch.Generator().manual_seed(cfg.train.seed + 12345)).numpy()
-    held, train = perm[:n], perm[n:]
+    n, held, train = held_out_split(cfg, len(records))
+    held, train = held.numpy(), train.numpy()
 
     def decode(idx) -> tuple[torch.Tensor, torch.Tensor]:
         parts = [b for b in sequential_batches(SubsetRecords(records, idx), decoder, max(len(idx), 1),
