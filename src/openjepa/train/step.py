@@ -41,9 +41,9 @@ def stream_batch(method: torch.nn.Module, b: dict, seed: int, batch_size: int, r
     """This rank's collated batch of a streaming step b (data/streaming StreamingSource: its rows of the global
     batch of `batch_size`, decoded and cropped in the workers): the method draws the masks for the global batch
     from the step's generator and keeps its rows (method.collate_decoded)."""
-    local = batch_size // world
+    rows = batch_size // world  # this rank's share of the global batch
     g = step_generator(seed, b["step"])
-    return method.collate_decoded(to_float(b["x"]), g, batch_size, slice(rank * local, (rank + 1) * local))
+    return method.collate_decoded(to_float(b["x"]), g, batch_size, slice(rank * rows, (rank + 1) * rows))
 
 
 def trainable(method: torch.nn.Module) -> list[torch.nn.Parameter]:
