@@ -40,7 +40,8 @@ class Projector(nn.Module):
 
 
 class LeJEPA(BaseMethod):
-    """One encoder, no target encoder: the targets (the global views' centre) carry gradients."""
+    """One encoder, no target encoder: the targets (the global views' centre) carry gradients. The encoder
+    evaluated and exported is BaseMethod's, the online one (the projector is training-only, as in LeJEPA)."""
     batch_dims = {"global": 1, "local": 1}
 
     @classmethod
@@ -101,7 +102,3 @@ class LeJEPA(BaseMethod):
         inv = (e - centre).pow(2).mean()
         loss, logs = add_regulariser(inv, e, self.cfg.reg, int(batch["seed"]))
         return loss, {"pred_loss": inv.item(), "views": float(e.shape[0])} | logs
-
-    def eval_encoder(self) -> nn.Module:
-        """The encoder to evaluate and export (the projector is training-only, as in LeJEPA)."""
-        return self.encoder
