@@ -252,7 +252,6 @@ class VJEPA(TargetEncoder, _VideoMethod):
         return prediction_loss(pred, tgt, self.cfg.train.loss)
 
 
-
 class VPixel(_VideoMethod):
     @classmethod
     def check(cls, cfg: Config) -> None:
