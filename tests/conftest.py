@@ -9,6 +9,16 @@ def _deterministic():
 
 
 @pytest.fixture
+def one_thread():
+    """torch on one thread for the test, the caller's count restored after: tiny tensors avoid oversubscription
+    stalls on a busy machine, and a step rebuilt by hand sums in the same order as a run with train.threads=1."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def five_steps():
     """Train a method for five AdamW steps on one fixed batch -> (losses, last logs)."""
     def run(method, x):

@@ -9,7 +9,7 @@ from openjepa.config import ConfigError
 from openjepa.train import step
 from openjepa.train.compile import compile_blocks, is_compiled
 from openjepa.train.optim import apply_schedules
-from test_train_step import CPU, first_step_by_hand, one_thread, smoke  # noqa: F401 (one_thread is a fixture)
+from test_train_step import CPU, first_step_by_hand, smoke
 
 import pytest
 

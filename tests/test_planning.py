@@ -66,15 +66,6 @@ def test_cem_validates():
         CEM(horizon=3, action_low=BOX[0], action_high=BOX[1], samples=10, elites=20)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny tensors: one thread avoids oversubscription stalls on a busy machine (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class OracleModel:
     """A 'world model' whose latent is the agent position and whose dynamics ignore walls; encodes by reading the
     dot's centroid from the observation. MPC with it must solve same-room Two-Rooms tasks."""

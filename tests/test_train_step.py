@@ -19,15 +19,6 @@ from openjepa.validate import resolve_config
 CPU = torch.device("cpu")
 
 
-@pytest.fixture
-def one_thread():
-    """The runs below set train.threads=1; the hand-made steps must sum in the same order."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def smoke(*overrides):
     return resolve_config(load_config(find_preset("smoke"), [
         "--train.progress=false", "--train.threads=1", "--train.steps=3", "--train.log_every=1",
