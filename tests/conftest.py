@@ -19,6 +19,27 @@ def one_thread():
 
 
 @pytest.fixture
+def sigkill_after_checkpoint():
+    """Run `cmd` (an `openjepa train ... --out run`) in a real process and SIGKILL it as soon as
+    run/checkpoints/last.pt exists (or it exited, or 120 s passed) -> whether last.pt exists."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    def run(cmd: list[str], run_dir) -> bool:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ckpt = run_dir / "checkpoints" / "last.pt"
+        deadline = time.time() + 120
+        while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return ckpt.exists()
+    return run
+
+
+@pytest.fixture
 def five_steps():
     """Train a method for five AdamW steps on one fixed batch -> (losses, last logs)."""
     def run(method, x):

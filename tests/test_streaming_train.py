@@ -4,11 +4,7 @@ uninterrupted losses with workers > 0; masks are drawn for the global batch and 
 are replaced, named in metrics.jsonl and stop the run past data.max_bad_fraction; a missing root is named."""
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +52,7 @@ def losses(run_dir):
     return [(r["step"], r["loss"]) for r in rows(run_dir) if "loss" in r]
 
 
-def test_sigkill_mid_epoch_then_resume_matches_with_workers(tmp_path):
+def test_sigkill_mid_epoch_then_resume_matches_with_workers(tmp_path, sigkill_after_checkpoint):
     """40 images, batch 8: 5 steps an epoch; the checkpoint at step 4 is mid-epoch. A real process killed with
     SIGKILL after it resumes (2 workers each time) to the uninterrupted run's losses, bit for bit."""
     root = image_folder(tmp_path / "imgs", 48)
@@ -64,14 +60,7 @@ def test_sigkill_mid_epoch_then_resume_matches_with_workers(tmp_path):
     summary = train(cfg_of(root, tmp_path), ref, **QUIET)
     assert summary["finished"] and np.isfinite(summary["final_loss"])
     cmd = [sys.executable, "-m", "openjepa", "train", "smoke", "--out", str(run), *args(root, tmp_path)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpt = run / "checkpoints" / "last.pt"
-    deadline = time.time() + 120
-    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert ckpt.exists()
+    assert sigkill_after_checkpoint(cmd, run)
     assert main(["train", "--resume", str(run), "--data.workers=1"]) == 0  # the worker count may change
     assert losses(ref) == losses(run) and len(losses(ref)) == 6
 

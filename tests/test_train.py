@@ -1,11 +1,7 @@
 """End-to-end training on the smoke preset (Fashion-MNIST from the Debian package or ~/.cache/openjepa)."""
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -73,20 +69,13 @@ def test_resume_refuses_a_different_config(tmp_path):
         train(smoke(["--optim.lr=0.5"]), run, resume=True, log=lambda *a: None)
 
 
-def test_sigkill_then_resume_matches(tmp_path):
+def test_sigkill_then_resume_matches(tmp_path, sigkill_after_checkpoint):
     """A real process killed with SIGKILL after its first checkpoint resumes to the uninterrupted metrics."""
     ref, run = tmp_path / "ref", tmp_path / "run"
     steps = ["--train.steps=40", "--train.ckpt_every=5", "--train.log_every=5"]
     train(smoke(steps), ref, log=lambda *a: None)
     cmd = [sys.executable, "-m", "openjepa", "train", "smoke", "--out", str(run), *SMOKE, *steps]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpt = run / "checkpoints" / "last.pt"
-    deadline = time.time() + 120
-    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert ckpt.exists()
+    assert sigkill_after_checkpoint(cmd, run)
     assert main(["train", "--resume", str(run)]) == 0
     assert losses(ref) == losses(run)
 
