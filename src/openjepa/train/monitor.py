@@ -117,8 +117,7 @@ def run_monitor(monitor: Monitor, method: torch.nn.Module, device: torch.device,
     """The online panel of the method's eval encoder (plus copy_last_gain for video world models) and its one-line
     summary. Under FSDP every rank runs it (the encoder's forward gathers shards)."""
     panel = monitor.run(method.eval_encoder(), device, precision)
-    gain = monitor.copy_last_gain(method, device, precision) if method.is_video \
-        else None
+    gain = monitor.copy_last_gain(method, device, precision) if method.is_video else None
     if gain is not None:
         panel["copy_last_gain"] = gain
     msg = f"RankMe {panel['rankme']:.1f}, feat_std {panel['feat_std']:.4f}, mean_cos {panel['mean_cos']:.3f}"
