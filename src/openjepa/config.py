@@ -313,6 +313,11 @@ class VideoConfig:
     physics_kinds: tuple[float, float, float, float, float] = (0.3, 0.2, 0.2, 0.2, 0.1)
     # share of the cross and wall occlusion scenes with swapped occluder heights (physics.occlusion_video `swap`)
     physics_swap: float = 0.0
+    # the training videos' look (data/physics_styles.py): plain (one flat look: coloured backgrounds with a vertical
+    # gradient, flat occluders, discs) or random (each scene drawn from the `train` style family: textured
+    # backgrounds, floors and occluders, several ball shapes and fills, camera noise, contrast; the physics is the
+    # same); the `heldout` family is for testing only (openjepa bench physics --heldout)
+    physics_style: str = "plain"
     clip_frames: int = 32  # data.dataset=videos: frames per clip cut from the user videos (>= frames)
 
     def __post_init__(self) -> None:
@@ -338,6 +343,8 @@ class VideoConfig:
         _check(min(self.physics_kinds) >= 0 and sum(self.physics_kinds) > 0, "video.physics_kinds",
                f"must be non-negative with a positive sum, got {list(self.physics_kinds)}")
         _check(0.0 <= self.physics_swap <= 1.0, "video.physics_swap", f"must lie in [0, 1], got {self.physics_swap}")
+        _check(self.physics_style in ("plain", "random"), "video.physics_style",
+               f"must be plain or random (the held-out styles never train), got {self.physics_style!r}")
         _check(self.clip_frames >= self.frames, "video.clip_frames",
                f"must be >= video.frames={self.frames}, got {self.clip_frames}")
 

@@ -33,12 +33,18 @@ Train/test disjointness: training videos (`train_video`, the `physics` dataset) 
 ball hues from the first half of every hue sextant; test quadruplets use seeds >= 10**9 (`TEST_SEED`) and
 ball hues from the second halves, so no test video shares a seed or a ball colour with a training one.
 Training videos are all physically possible.
+
+Looks: every generator takes `style`, a family of data/physics_styles.py: `plain` (the look described above, the
+default), `train` (randomised textures, shapes, colours, camera noise; what training with
+video.physics_style=random draws) or `heldout` (a disjoint family, refused for training videos). A style is drawn
+from its own random stream keyed by the scene's seed, so a seed's trajectories are the same in every style.
 """
 
 from __future__ import annotations
 
 import colorsys
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -58,6 +64,7 @@ class Scene:
     ball_col: np.ndarray  # (nb, 3)
     walls: list = field(default_factory=list)  # [(x_centre, half_width, top_y, colour (3,))]
     occluders: list = field(default_factory=list)  # [(x0, x1, y0, y1, colour (3,))]
+    style: Any = None  # a physics_styles.Style drawn over the colours above; None: the plain look
 
 
 def luminance(c: np.ndarray) -> float:
@@ -91,11 +98,22 @@ def _occ_colour(rng: np.random.Generator, bg: np.ndarray) -> np.ndarray:
     return 1.0 - bg
 
 
+def _style(family: str, key: tuple[int, ...], split: str):
+    """The physics_styles.Style of `family` for the scene keyed `key` (None for plain): its own random stream, so
+    the physics stream (and every trajectory) is the same whatever the family."""
+    from openjepa.data import physics_styles  # imported here: physics_styles builds on this module's colours
+
+    return physics_styles.draw_style(family, key, split)
+
+
 # ----------------------------------------------------------------------------------------------- rendering
 def render(scene: Scene, pos: np.ndarray, present: np.ndarray, size: int = 32, channels: int = 3) -> np.ndarray:
     """Frames of a scene: pos (T, nb, 2) ball centres (x, y) in world units, present (T, nb) bool ->
     uint8 (T, size, size, channels). Draw order: background, walls, balls (anti-aliased, one pixel soft edge),
-    occluders, floor. Grey is the luminance (0.299, 0.587, 0.114) of the RGB frame."""
+    occluders, floor. Grey is the luminance (0.299, 0.587, 0.114) of the RGB frame. A scene with a style is drawn
+    by it (physics_styles.Style.render)."""
+    if scene.style is not None:
+        return scene.style.render(scene, pos, present, size, channels)
     T, nb = present.shape
     px = 1.0 / size
     centres = (np.arange(size) + 0.5) * px
@@ -168,11 +186,11 @@ def simulate(scene: Scene, state: np.ndarray, T: int, g: float, restitution: flo
 
 # ---------------------------------------------------------------------------------------- training videos
 def train_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, split: str = "train",
-                ball_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                ball_scale: float = 1.0, style: str = "plain") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One physically possible video -> (frames uint8 (T, size, size, channels), pos (T, nb, 2),
     vel (T, nb, 2)) (state per frame, world units). Kind drawn from the seed: throw, fall, roll, collide;
     0-2 occluders, sometimes an inner wall, sometimes open sides (balls leave the frame). `ball_scale`
-    multiplies the drawn ball radii (every other draw unchanged)."""
+    multiplies the drawn ball radii (every other draw unchanged). `style`: the look's family (module docstring)."""
     rng = np.random.default_rng(seed)
     bg, grad, floor_y, floor_col = _scene_base(rng)
     kind = rng.choice(["throw", "fall", "roll", "collide"], p=[0.35, 0.2, 0.25, 0.2])
@@ -182,7 +200,7 @@ def train_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, split
     cols = []
     for _ in range(nb):
         cols.append(_colour(rng, split, [bg, *occ_cols]))
-    scene = Scene(bg, grad, floor_y, floor_col, r, np.array(cols))
+    scene = Scene(bg, grad, floor_y, floor_col, r, np.array(cols), style=_style(style, (seed,), split))
     if rng.random() < 0.25:
         scene.walls.append((float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.015, 0.03)),
                             float(rng.uniform(0.4, 1.0)), _occ_colour(rng, bg)))
@@ -240,8 +258,8 @@ def _kind_p(kinds: tuple[float, ...]) -> np.ndarray:
 
 
 def occlusion_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, split: str = "train",
-                    ball_scale: float = 1.0, kinds: tuple[float, ...] = OCCLUSION_WEIGHTS, swap: float = 0.0
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    ball_scale: float = 1.0, kinds: tuple[float, ...] = OCCLUSION_WEIGHTS, swap: float = 0.0,
+                    style: str = "plain") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One physically possible video built around an occlusion, the situations the test quadruplets probe
     (same return as `train_video`; random stream independent of train_video's for the same seed). Kinds:
     cross (a ball rolls behind one occluder and out), cross2 (behind two, seen in the gap), arc (a ball thrown
@@ -251,12 +269,13 @@ def occlusion_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, s
     weights of OCCLUSION_KINDS (normalised). `swap`: the share of cross and wall scenes whose occluder heights are
     swapped (cross: a low occluder the ball rolls behind and on; wall: a tall foot occluder below a full-height
     wall), so that the occluder's height no longer tells whether the ball comes back: only the wall does (no
-    extra draws when 0: the default videos are unchanged)."""
+    extra draws when 0: the default videos are unchanged). `style`: the look's family (module docstring)."""
     rng = np.random.default_rng([seed, 7])
     bg, grad, floor_y, floor_col = _scene_base(rng)
     occ_cols = [_occ_colour(rng, bg) for _ in range(2)]
     r = float(rng.uniform(0.04, 0.075)) * ball_scale
-    scene = Scene(bg, grad, floor_y, floor_col, np.array([r]), _colour(rng, split, [bg, *occ_cols])[None])
+    scene = Scene(bg, grad, floor_y, floor_col, np.array([r]), _colour(rng, split, [bg, *occ_cols])[None],
+                  style=_style(style, (seed, 7), split))
     kind = OCCLUSION_KINDS[rng.choice(len(OCCLUSION_KINDS), p=_kind_p(kinds))]
     ground = floor_y + r
     g = float(rng.uniform(0.004, 0.009))
@@ -306,12 +325,16 @@ def occlusion_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, s
 
 def train_videos(n: int, T: int = 32, size: int = 32, channels: int = 3, seed: int = 0,
                  occlusion: float = 0.0, ball_scale: float = 1.0,
-                 kinds: tuple[float, ...] = OCCLUSION_WEIGHTS, swap: float = 0.0) -> np.ndarray:
+                 kinds: tuple[float, ...] = OCCLUSION_WEIGHTS, swap: float = 0.0, style: str = "plain"
+                 ) -> np.ndarray:
     """n training videos, seeds seed..seed+n-1 (all below TEST_SEED): uint8 (n, channels, T, size, size). A share
     `occlusion` of them (drawn per seed) are `occlusion_video`s (kind weights `kinds`, occluder-height swap share
-    `swap`), the rest `train_video`s; `ball_scale` multiplies every ball radius."""
+    `swap`), the rest `train_video`s; `ball_scale` multiplies every ball radius; `style`: plain or train (the
+    held-out family never makes training videos)."""
     if seed + n > TEST_SEED:
         raise ValueError(f"training seeds must stay below {TEST_SEED}")
+    if style not in ("plain", "train"):
+        raise ValueError(f"training videos are drawn in the plain or train style, not {style!r}")
     if not 0.0 <= occlusion <= 1.0:
         raise ValueError(f"occlusion share must lie in [0, 1], got {occlusion}")
     out = np.empty((n, channels, T, size, size), np.uint8)
@@ -319,7 +342,7 @@ def train_videos(n: int, T: int = 32, size: int = 32, channels: int = 3, seed: i
         occ = occlusion > 0 and np.random.default_rng([seed + i, 8]).random() < occlusion
         kw = {"kinds": kinds, "swap": swap} if occ else {}
         make = occlusion_video if occ else train_video
-        out[i] = make(seed + i, T, size, channels, ball_scale=ball_scale, **kw)[0].transpose(3, 0, 1, 2)
+        out[i] = make(seed + i, T, size, channels, ball_scale=ball_scale, style=style, **kw)[0].transpose(3, 0, 1, 2)
     return out
 
 
@@ -346,17 +369,19 @@ def _roll(x0: float, v: float, T: int, y: float) -> np.ndarray:
     return np.stack([x0 + v * t, np.full(T, y)], 1)[:, None, :]  # (T, 1, 2)
 
 
-def _quad_scene(rng: np.random.Generator, r: float) -> tuple[Scene, list[np.ndarray]]:
+def _quad_scene(rng: np.random.Generator, r: float, look=None) -> tuple[Scene, list[np.ndarray]]:
     bg, grad, floor_y, floor_col = _scene_base(rng)
     occ_cols = [_occ_colour(rng, bg) for _ in range(2)]
     col = _colour(rng, "test", [bg, *occ_cols])
-    return Scene(bg, grad, floor_y, floor_col, np.array([r]), col[None]), occ_cols
+    return Scene(bg, grad, floor_y, floor_col, np.array([r]), col[None], style=look), occ_cols
 
 
-def _try_quadruplet(prop: str, rng: np.random.Generator, T: int, size: int, channels: int, ball_scale: float = 1.0):
-    """One attempt; returns (A, B, lo, hi) with trajectories rendered, or None if the draw is unusable."""
+def _try_quadruplet(prop: str, rng: np.random.Generator, T: int, size: int, channels: int, ball_scale: float = 1.0,
+                    look=None):
+    """One attempt; returns (A, B, lo, hi) with trajectories rendered (in `look`, a physics_styles.Style or None),
+    or None if the draw is unusable."""
     r = float(rng.uniform(0.045, 0.065)) * ball_scale  # scaling after the draw leaves every other draw the same
-    scene, occ_cols = _quad_scene(rng, r)
+    scene, occ_cols = _quad_scene(rng, r, look)
     ground = scene.floor_y + r
     one = np.ones((T, 1), bool)
     none = np.zeros((T, 1), bool)
@@ -424,16 +449,19 @@ def _try_quadruplet(prop: str, rng: np.random.Generator, T: int, size: int, chan
 
 
 def make_quadruplet(prop: str, seed: int, T: int = 32, size: int = 32, channels: int = 3,
-                    ball_scale: float = 1.0) -> Quadruplet:
+                    ball_scale: float = 1.0, style: str = "plain") -> Quadruplet:
     """The matched quadruplet of `prop` for `seed` (use seeds >= TEST_SEED for test sets). Draws are retried
     (deterministically) until A and B share at least one identical frame; the splice is the middle one.
     `ball_scale` (a what-if for diagnosis, not used by the benchmark): the same scene with the ball's radius
-    multiplied (trajectories follow the new radius: floor contact, wall face)."""
+    multiplied (trajectories follow the new radius: floor contact, wall face). `style`: the look's family (one
+    style per quadruplet, kept over retried draws; its camera noise is seeded per frame index, so the four videos
+    share each frame's noise and the splices stay frames of the possible videos)."""
     if prop not in PROPERTIES:
         raise ValueError(f"unknown property {prop!r}; choose from {PROPERTIES}")
     rng = np.random.default_rng([seed, PROPERTIES.index(prop)])
+    look = _style(style, (seed, PROPERTIES.index(prop)), "test")
     for _ in range(100):
-        got = _try_quadruplet(prop, rng, T, size, channels, ball_scale)
+        got = _try_quadruplet(prop, rng, T, size, channels, ball_scale, look)
         if got is None:
             continue
         A, B, run = got
@@ -448,11 +476,11 @@ def make_quadruplet(prop: str, seed: int, T: int = 32, size: int = 32, channels:
 
 
 def test_quadruplets(n: int, T: int = 32, size: int = 32, channels: int = 3, props=PROPERTIES,
-                     seed: int = TEST_SEED) -> list[Quadruplet]:
-    """n quadruplets per property from test seeds seed..seed+n-1."""
+                     seed: int = TEST_SEED, style: str = "plain") -> list[Quadruplet]:
+    """n quadruplets per property from test seeds seed..seed+n-1, in the look family `style`."""
     if seed < TEST_SEED:
         raise ValueError(f"test seeds must be >= {TEST_SEED} (disjoint from training)")
-    return [make_quadruplet(p, seed + i, T, size, channels) for p in props for i in range(n)]
+    return [make_quadruplet(p, seed + i, T, size, channels, style=style) for p in props for i in range(n)]
 
 
 test_quadruplets.__test__ = False  # not a pytest test

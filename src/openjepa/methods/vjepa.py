@@ -75,7 +75,8 @@ class _VideoMethod(BaseMethod):
         if cfg.data.dataset != "physics":
             refuse_changed(cfg, ("video.physics_videos", "video.physics_frames", "video.physics_seed",
                                  "video.physics_occlusion", "video.physics_ball_scale", "video.physics_kinds",
-                                 "video.physics_swap"), "generates the procedural videos of data.dataset=physics")
+                                 "video.physics_swap", "video.physics_style"),
+                           "generates the procedural videos of data.dataset=physics")
         if cfg.data.dataset != "videos":
             refuse_changed(cfg, ("video.clip_frames",), "cuts the user videos of data.dataset=videos")
 
