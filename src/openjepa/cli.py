@@ -1,4 +1,4 @@
-"""`openjepa` command line: train, eval, embed, demo, bench, data collect, plan.
+"""`openjepa` command line: train, eval, embed, demo, bench, data collect, data driving, plan.
 
 Run `openjepa COMMAND --help` for each command's options.
 """
@@ -33,6 +33,7 @@ EPILOG = """examples:
   openjepa bench physics --quick                   # intuitive-physics benchmark (jepa vs pixel vs untrained)
   openjepa data collect two_rooms --episodes 3000 --steps 80 --out data/two_rooms
   openjepa train world_model_two_rooms --data.path=data/two_rooms --out runs/wm
+  openjepa data driving --sequences 4 --frames 400 --out data/kitti_sim   # KITTI-layout drives with ground truth
   openjepa plan runs/wm --env two_rooms --planner mppi --episodes 50 --json
 """
 
@@ -274,6 +275,18 @@ def cmd_data_collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_driving(args: argparse.Namespace) -> int:
+    from openjepa.data.driving import DrivingConfig
+    from openjepa.data.envs import override_kwargs
+    from openjepa.data.kitti import write_drives
+
+    cfg = DrivingConfig(**override_kwargs(DrivingConfig, args.overrides))
+    out = write_drives(args.out, args.sequences, args.frames, cfg, seed=args.seed, progress=True)
+    print(f"wrote {args.sequences} sequences of {args.frames} frames to {out} (KITTI odometry layout: "
+          f"sequences/SS/image_2, label_2, depth_2, calib.txt, times.txt; poses/SS.txt)")
+    return 0
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from openjepa.planning.run import plan_episodes
 
@@ -435,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--n-quads", type=int, metavar="N", help="physics: test quadruplets per property (default 40, "
                    "--quick 8); the first 40 of any N are the default test set")
     b.set_defaults(func=cmd_bench)
-    dc = sub.add_parser("data", help="offline datasets for world models (data collect)")
+    dc = sub.add_parser("data", help="offline datasets: env trajectories (data collect), driving drives (data driving)")
     dsub = dc.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
     c = dsub.add_parser("collect", help="roll out an exploration policy in an env and store the trajectories",
                         description="Write DIR/meta.json + DIR/shard_*.npz: obs uint8 (n, T+1, C, H, W), actions "
@@ -450,6 +463,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--policy", default="random_walk", help="random_walk (default; PLDM-style) | uniform")
     c.add_argument("--seed", type=int, default=0)
     c.set_defaults(func=cmd_data_collect)
+    dd = dsub.add_parser("driving", help="render driving drives with ground truth as a KITTI odometry tree",
+                         description="Render procedural drives (data/driving/) and write them in KITTI's odometry "
+                         "layout (data/kitti.py): sequences/SS/image_2/NNNNNN.png, calib.txt (P0..P3, Tr), "
+                         "times.txt, label_2/NNNNNN.txt (KITTI object labels), depth_2/NNNNNN.png (uint16, metres * "
+                         "256, 0 = none) and poses/SS.txt. Train on it with --data.dataset=kitti --data.path=DIR. "
+                         "World settings: --env.KEY=VALUE (e.g. --env.width=384 --env.vehicles=12).",
+                         epilog="example: openjepa data driving --sequences 4 --frames 400 --out data/kitti_sim")
+    dd.add_argument("--sequences", type=int, required=True, help="drives to write (sequences 00, 01, ...)")
+    dd.add_argument("--frames", type=int, required=True, help="frames per drive (10 per simulated second)")
+    dd.add_argument("--out", required=True, metavar="DIR")
+    dd.add_argument("--seed", type=int, default=0, help="sequence i is drawn from seed SEED + i")
+    dd.set_defaults(func=cmd_data_driving)
 
     pl = sub.add_parser("plan", help="plan to goal images with a trained world model (MPC) and report success",
                         description="Run MPC episodes with a world_model checkpoint: encode the goal image, plan "

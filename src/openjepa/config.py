@@ -40,7 +40,8 @@ STREAMING_DATASETS = ("image_folder", "shards", "video_folder")
 class DataConfig:
     # fashion_mnist | images (a folder of PNG/JPEG or an .npy array, see `path`) | physics (procedural videos,
     # see video.*) | videos (a folder of user videos at `path`, see data/video.py) | synthetic (random pixels, for
-    # speed tests) | trajectories (collected env episodes, see data/trajectories.py); see train/run.py DATASETS.
+    # speed tests) | trajectories (collected env episodes, see data/trajectories.py) | kitti (a KITTI root at `path`,
+    # odometry or raw layout, see data/kitti.py); see train/run.py DATASETS.
     # Streamed from `path` (decoded in DataLoader workers, memory O(batch); train/run.py STREAMING):
     # image_folder (root/<class>/*.jpg|png) | shards (WebDataset-style .tar) | video_folder (.mp4/.avi/.npy clips)
     dataset: str = "fashion_mnist"
@@ -57,7 +58,7 @@ class DataConfig:
     index_dir: str | None = None  # where file indexes are cached (streaming; default ~/.cache/openjepa/index)
 
     def __post_init__(self) -> None:
-        _check(self.dataset not in ("images", "videos", *STREAMING_DATASETS) or bool(self.path), "data.path",
+        _check(self.dataset not in ("images", "videos", "kitti", *STREAMING_DATASETS) or bool(self.path), "data.path",
                f"is required when data.dataset={self.dataset!r}")
         _check(self.workers >= 0, "data.workers", f"must be >= 0, got {self.workers}")
         _check(self.prefetch >= 1, "data.prefetch", f"must be >= 1, got {self.prefetch}")
@@ -318,7 +319,7 @@ class VideoConfig:
     # backgrounds, floors and occluders, several ball shapes and fills, camera noise, contrast; the physics is the
     # same); the `heldout` family is for testing only (openjepa bench physics --heldout)
     physics_style: str = "plain"
-    clip_frames: int = 32  # data.dataset=videos: frames per clip cut from the user videos (>= frames)
+    clip_frames: int = 32  # data.dataset=videos or kitti: frames per clip cut from the videos (>= frames)
 
     def __post_init__(self) -> None:
         _check(self.tubelet >= 1, "video.tubelet", f"must be >= 1, got {self.tubelet}")

@@ -77,8 +77,8 @@ class _VideoMethod(BaseMethod):
                                  "video.physics_occlusion", "video.physics_ball_scale", "video.physics_kinds",
                                  "video.physics_swap", "video.physics_style"),
                            "generates the procedural videos of data.dataset=physics")
-        if cfg.data.dataset != "videos":
-            refuse_changed(cfg, ("video.clip_frames",), "cuts the user videos of data.dataset=videos")
+        if cfg.data.dataset not in ("videos", "kitti"):
+            refuse_changed(cfg, ("video.clip_frames",), "cuts the videos of data.dataset=videos or kitti")
 
     def _with_regulariser(self, pred_loss: torch.Tensor, z: torch.Tensor, batch: dict[str, torch.Tensor]
                           ) -> tuple[torch.Tensor, dict[str, float]]:

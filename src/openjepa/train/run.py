@@ -129,6 +129,15 @@ def trajectories(cfg: Config) -> tuple[dict[str, torch.Tensor], None]:
     return x, None
 
 
+def kitti_clips(cfg: Config) -> tuple[torch.Tensor, None]:
+    """The frames of a KITTI root at data.path (odometry sequences/SS/image_2 or raw drives' image_02/data, real
+    or written by `openjepa data driving`; data/kitti.py), cut into clips of video.clip_frames frames."""
+    from openjepa.data.kitti import load_kitti_clips
+
+    d = cfg.data
+    return load_kitti_clips(d.path, d.img_size, d.channels, cfg.video.clip_frames), None
+
+
 # data.dataset -> loader(cfg) -> (x, y): x uint8 (N, C, H, W) images, or a tensor / dict of tensors sharing their
 # first axis (see data/stream.py) for other kinds of data; y integer labels (N,) or None
 DATASETS = {
@@ -138,6 +147,7 @@ DATASETS = {
     "physics": physics_videos,
     "videos": video_folder,
     "trajectories": trajectories,
+    "kitti": kitti_clips,
 }
 
 
@@ -170,7 +180,7 @@ STREAMING = {
     "video_folder": video_folder_records,
 }
 assert tuple(STREAMING) == STREAMING_DATASETS
-VIDEO_DATASETS = ("physics", "videos", "video_folder")  # datasets of clips (N, C, T, H, W), for the video methods
+VIDEO_DATASETS = ("physics", "videos", "video_folder", "kitti")  # datasets of clips (N, C, T, H, W), for the video methods
 
 
 def load_train_data(cfg: Config):

@@ -16,13 +16,18 @@ ENVS = {
 
 def env_kwargs(name: str, overrides: list[str] | tuple[str, ...]) -> dict:
     """`--env.KEY=VALUE` strings -> keyword arguments of ENVS[name]'s config, type-checked; errors name the key."""
+    if name not in ENVS:
+        raise ValueError(f"unknown env {name!r}; choose from {sorted(ENVS)}")
+    return override_kwargs(ENVS[name][1], overrides)
+
+
+def override_kwargs(cls: type, overrides: list[str] | tuple[str, ...]) -> dict:
+    """`--env.KEY=VALUE` strings -> keyword arguments of the config dataclass `cls`, type-checked; errors name the
+    key (also `openjepa data driving`'s DrivingConfig)."""
     import yaml
 
     from openjepa.config import ConfigError, _coerce, _suggest
 
-    if name not in ENVS:
-        raise ValueError(f"unknown env {name!r}; choose from {sorted(ENVS)}")
-    cls = ENVS[name][1]
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     out = {}
