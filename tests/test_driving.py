@@ -140,3 +140,47 @@ def test_pose_matrix_heading():
 def test_config_errors_name_the_key(key, value):
     with pytest.raises(ValueError, match=f"env.{key}"):
         DrivingConfig(**{key: value})
+
+
+def _footprints(scene, t):
+    """(n, 4, 2) ground rectangles (x, z) of the ego (4.5 x 1.8 m) and every vehicle at frame t."""
+    live = scene.track[t] >= 0
+    dims = scene.track_dims[scene.track[t][live]]
+    states = np.concatenate([scene.ego[t:t + 1], scene.cars[t][live]])
+    lw = np.concatenate([[[4.5, 1.8]], dims[:, [2, 1]]])
+    f = np.stack([np.sin(states[:, 2]), np.cos(states[:, 2])], 1)  # forward
+    r = np.stack([f[:, 1], -f[:, 0]], 1)  # right
+    signs = np.array([[1, 1], [1, -1], [-1, -1], [-1, 1]]) / 2
+    return states[:, None, :2] + signs[None, :, :1] * lw[:, None, :1] * f[:, None] \
+        + signs[None, :, 1:] * lw[:, None, 1:] * r[:, None]
+
+
+def test_vehicles_never_interpenetrate():
+    """The simulated traffic is physically possible: no two vehicles (the ego included) overlap on the ground in
+    any frame (separating-axis test of their footprints); the test sees a crowded road with lane changes."""
+    cfg = DrivingConfig(vehicles=12, lane_change_rate=0.1)
+    for seed in (0, 1):
+        scene = simulate(cfg, seed, 150)
+        for t in range(0, 150, 2):
+            c = _footprints(scene, t)  # (n, 4, 2)
+            edges = np.concatenate([c[:, 1] - c[:, 0], c[:, 3] - c[:, 0]])  # two axes per rectangle
+            proj = np.einsum("nkd,ad->ank", c, edges)  # (axes, n, 4)
+            lo, hi = proj.min(2), proj.max(2)  # (axes, n)
+            apart = (hi[:, :, None] < lo[:, None, :]) | (hi[:, None, :] < lo[:, :, None])  # (axes, n, n)
+            overlap = ~apart.any(0)
+            np.fill_diagonal(overlap, False)
+            assert not overlap.any(), (seed, t, np.argwhere(overlap))
+
+
+def test_vehicles_come_and_go_out_of_sight():
+    """A track's first and last labelled frames (inside the drive) are far away, at the image's edge or
+    occluded: replacement vehicles never pop up or vanish in plain view."""
+    d = render_drive(DrivingConfig(vehicles=12), seed=5, frames=150)
+    inside = 0
+    for tr in np.unique(d["obj_track"]):
+        rows = np.flatnonzero(d["obj_track"] == tr)
+        for i, edge in ((rows[0], 0), (rows[-1], 149)):
+            if d["obj_frame"][i] != edge:
+                inside += 1
+                assert d["loc"][i, 2] > 55 or d["truncated"][i] > 0 or d["occluded"][i] > 0, (tr, d["loc"][i])
+    assert inside >= 3  # the test saw vehicles arrive or leave during the drive

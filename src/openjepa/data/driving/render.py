@@ -19,7 +19,8 @@ Each pixel's ray is cast exactly:
   boxes of a frame in one vectorised pass; the nearest hit per pixel wins (a z-buffer), so vehicles occlude one
   another exactly. Faces are lit by the drive's sun (ambient + Lambert); vehicles get windows, dark sills and tail
   lights (bright while braking), buildings get window grids.
-Haze blends every colour towards the horizon colour with distance; the drive's gain scales the brightness.
+Haze blends every colour towards the horizon colour with distance, wholly at max_depth (nothing pops up there);
+the drive's gain scales the brightness.
 
 Labels follow KITTI's object format (camera 0 coordinates): type, truncated (share of the box's projected
 rectangle outside the image), occluded (0: >= 95% of the vehicle's pixels visible, 1: >= 50%, 2: less),
@@ -153,7 +154,15 @@ def _ground(scene: DriveScene, cam: _Camera, t: int) -> tuple[np.ndarray, np.nda
     dash = sum(_overlap(phase - f / 2, phase + f / 2, 12.0 * k, 12.0 * k + 3.0) for k in (-1, 0, 1)) / f
     cover = cover * np.where((k > 0) & (k < cfg.lanes), dash, 1.0)
     col = col * (1 - cover[:, None]) + look["paint"] * cover[:, None]
-    return col, np.clip(cam.gz / cfg.max_depth, 0, 1) ** 1.5 * look["haze"]
+    return col, _haze(cam.gz, cfg.max_depth, look["haze"])
+
+
+def _haze(depth: np.ndarray, max_depth: float, haze: float) -> np.ndarray:
+    """Weight of the horizon colour at `depth`: the drive's haze growing with distance, and a fade to 1 over the
+    last 30% before max_depth, so that things (the road's far end, a vehicle coming into range) appear out of
+    the haze instead of popping up at max_depth."""
+    r = np.clip(depth / max_depth, 0, 1)
+    return 1 - (1 - haze * r ** 1.5) * (1 - np.clip((r - 0.7) / 0.3, 0, 1) ** 2)
 
 
 def _frame_boxes(scene: DriveScene, t: int) -> dict[str, np.ndarray]:
@@ -317,7 +326,7 @@ def render_frame(scene: DriveScene, t: int, cam: _Camera | None = None) -> dict:
     winner = np.zeros(len(order), dtype=bool)
     winner[win] = True
     shaded = _shade(boxes, {k: v[win] for k, v in hits.items()}, look)
-    haze_w = (np.clip(hits["t"][win] / cfg.max_depth, 0, 1) ** 1.5 * look["haze"])[:, None]
+    haze_w = _haze(hits["t"][win], cfg.max_depth, look["haze"])[:, None]
     pix = hits["pix"][win]
     col[pix] = shaded * (1 - haze_w) + look["sky_horizon"] * haze_w
     depth[pix] = hits["t"][win]
