@@ -146,3 +146,10 @@ def test_kitti_dataset_needs_a_path_and_a_video_method():
         build_config({}, ["--train.method=vjepa", "--data.dataset=kitti"])
     with pytest.raises(ConfigError, match="data.dataset"):
         check_config(build_config({}, ["--data.dataset=kitti", "--data.path=x"]))  # ijepa trains on images
+
+
+def test_writer_refuses_a_sequence_that_holds_frames(tree):
+    root, drives = tree
+    with pytest.raises(FileExistsError, match="sequences/00"):
+        write_sequence(root, 0, drives[0], VEHICLE_TYPES, CFG.max_depth)
+    assert main(["data", "driving", "--sequences", "1", "--frames", "2", "--out", str(root)]) == 2

@@ -149,6 +149,9 @@ def write_sequence(root: str | Path, seq: int, drive: dict[str, np.ndarray], typ
     root = Path(root)
     name = f"{seq:02d}"
     d = root / "sequences" / name
+    if (d / "image_2").is_dir() and any((d / "image_2").iterdir()):
+        # frames left from an earlier, longer drive would no longer match the poses
+        raise FileExistsError(f"{d} already holds frames; write to an empty folder")
     for sub in ("image_2", "label_2", "depth_2"):
         (d / sub).mkdir(parents=True, exist_ok=True)
     (root / "poses").mkdir(parents=True, exist_ok=True)
