@@ -93,6 +93,16 @@ def test_suite_rows(tmp_path, monkeypatch, capsys):
     for r in more["rows"]:
         if r["model"] in ("jepa", "pixel"):
             assert len(r["quad_scores"]) == 2 and r["quad_scores"][0] == first[key(r)]["quad_scores"][0]
+    # --heldout: the same plain members scored again on the same test seeds in the held-out style family
+    out4 = tmp_path / "heldout.json"
+    assert main(["bench", "physics", "--quick", "--reuse", "--heldout", "--out", str(out4),
+                 "--workdir", str(tmp_path / "work")]) == 0
+    held = json.loads(out4.read_text())
+    assert held["style"] == "plain" and {r["style"] for r in held["rows"]} == {"plain"}
+    assert {r["style"] for r in held["heldout_rows"]} == {"heldout"} and len(held["heldout_rows"]) == len(rows)
+    for r in held["heldout_rows"]:
+        if r["model"] in ("jepa", "pixel"):
+            assert r["reused_checkpoint"] == [True, True] and r["quad_scores"] != first[key(r)]["quad_scores"]
     capsys.readouterr()
     assert main(["bench", "images", "--quick", "--n-quads", "2"]) != 0
     assert "--n-quads applies to the physics suite" in capsys.readouterr().err
@@ -342,3 +352,35 @@ def test_a_stopped_member_is_resumed_by_reuse(tmp_path, jobs):
     b = load_checkpoint(tmp_path / "cut" / "seed0" / "checkpoints" / "last.pt")
     assert a["step"] == b["step"] == 6 and whole[0][2] is None
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_styles_bench_scores_the_same_members_in_their_styles_and_the_heldout_style(tmp_path, monkeypatch):
+    """--styles trains the style presets and scores every model twice on the same test seeds: in the training
+    style family (`rows`) and in the held-out family (`heldout_rows`) (the plain bench's --heldout: test_suite_rows)."""
+    monkeypatch.setattr(bp, "QUICK", TINY)
+    assert main(["bench", "physics", "--quick", "--styles", "--workdir", str(tmp_path / "work")]) == 0
+    result = json.loads((tmp_path / "work" / "physics_styles_quick.json").read_text())
+    assert result["configs"]["jepa"]["video"]["physics_style"] == "random"
+    assert result["style"] == "train" and result["heldout_style"] == "heldout"
+    rows, held = result["rows"], result["heldout_rows"]
+    models = {(m, p) for m in ("jepa", "pixel", "untrained", "copy_last") for p in PROPERTIES}
+    assert {(r["model"], r["property"]) for r in rows} == {(r["model"], r["property"]) for r in held} == models
+    assert {r["style"] for r in rows} == {"train"} and {r["style"] for r in held} == {"heldout"}
+    key = lambda r: (r["model"], r["property"])  # noqa: E731
+    in_style = {key(r): r for r in rows}
+    for r in held:
+        if r["model"] in ("jepa", "pixel"):  # the same trained members, other videos
+            assert r["checkpoints"] == in_style[key(r)]["checkpoints"] and "physics_styles_quick" in r["checkpoints"][0]
+            assert r["quad_scores"] != in_style[key(r)]["quad_scores"]
+    assert set(result["jepa_vs_pixel_heldout"]) == set(PROPERTIES)
+
+
+def test_the_style_presets_are_the_plain_presets_with_random_styles():
+    from openjepa.config import load_config
+    from openjepa.train.loop import config_diff
+    from openjepa.train.run import find_preset
+    from openjepa.validate import resolve_config
+
+    for plain_name, styles_name in zip(bp.PRESETS[False], bp.PRESETS[True]):
+        plain, styles = (resolve_config(load_config(find_preset(n))) for n in (plain_name, styles_name))
+        assert config_diff(plain, styles) == ["video.physics_style: 'plain' -> 'random'"]

@@ -225,12 +225,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from openjepa.bench import SUITES
 
-    out = Path(args.out) if args.out else Path(args.workdir) / f"{args.suite}{'_quick' if args.quick else ''}.json"
+    name = f"{args.suite}{'_styles' if args.styles else ''}{'_quick' if args.quick else ''}"  # --styles: its own file
+    out = Path(args.out) if args.out else Path(args.workdir) / f"{name}.json"
     extra = {}
     # suite-specific options: (flag, value given, the suite it belongs to, least value or None)
     for flag, value, suite, least in (("--only", args.only or None, "throughput", None),
                                       ("--reuse", args.reuse or None, "physics", None),
-                                      ("--jobs", args.jobs, "physics", 1), ("--n-quads", args.n_quads, "physics", 1)):
+                                      ("--jobs", args.jobs, "physics", 1), ("--n-quads", args.n_quads, "physics", 1),
+                                      ("--styles", args.styles or None, "physics", None),
+                                      ("--heldout", args.heldout or None, "physics", None)):
         if value is None:
             continue
         if args.suite != suite:
@@ -242,7 +245,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                 **extra)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    for r in result["rows"]:
+    for r in result["rows"] + result.get("heldout_rows", []):
         print(json.dumps(r))
     print(f"wrote {out}")
     return 0
@@ -447,6 +450,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "the other)")
     b.add_argument("--n-quads", type=int, metavar="N", help="physics: test quadruplets per property (default 40, "
                    "--quick 8); the first 40 of any N are the default test set")
+    b.add_argument("--styles", action="store_true", help="physics: train the style-randomised presets "
+                   "(vjepa_physics_styles_cpu and its pixel twin: textured backgrounds, several ball shapes, camera "
+                   "noise; same physics) and score them in their training styles and in the held-out style "
+                   "(implies --heldout); runs under WORKDIR/physics_styles[_quick]")
+    b.add_argument("--heldout", action="store_true", help="physics: also score every model on the same test seeds "
+                   "drawn in the held-out style family (a look no training video has): the result's heldout_rows")
     b.set_defaults(func=cmd_bench)
     dc = sub.add_parser("data", help="offline datasets: env trajectories (data collect), driving drives (data driving)")
     dsub = dc.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")

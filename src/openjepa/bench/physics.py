@@ -16,6 +16,13 @@ Both trained models see only physically possible training videos (seeds below ph
 ball hues); the test set is `n_quads` matched quadruplets per property (physics.test_quadruplets: test seeds,
 test hues), each two possible videos and their two splices.
 
+Styles (data/physics_styles.py): the test set is drawn in the look the models trained on (`style`: plain, or the
+`train` family when the presets' video.physics_style is random). `styles=True` trains the style-randomised presets
+(vjepa_physics_styles_cpu, vpixel_physics_styles_cpu; runs under <workdir>/physics_styles[_quick]); `heldout=True`
+(implied by styles) also scores the same members, untrained nets and copy_last on the same test seeds drawn in the
+`heldout` family, a look no training video has: `heldout_rows` (same fields, `style` heldout) and
+`jepa_vs_pixel_heldout`. Nothing is chosen on the held-out rows; figures and probes use the in-style videos.
+
 Per video: surprise = eval.surprise.video_surprise (windows of video.frames frames, stride one tubelet, the
 first video.context_frames given); the per-property figures (relative_accuracy, auroc, excess_peak_*, failures,
 quad_scores) are described in physics_scoring. `jepa_vs_pixel`: per property, jepa's relative accuracy minus
@@ -51,6 +58,9 @@ from openjepa.train.run import find_preset, provenance
 from openjepa.validate import resolve_config
 
 N_UNTRAINED = 3
+PRESETS = {False: ("vjepa_physics_cpu", "vpixel_physics_cpu"),  # styles=False / True: the presets of jepa, pixel
+           True: ("vjepa_physics_styles_cpu", "vpixel_physics_styles_cpu")}
+HELDOUT = "heldout"  # the style family of the held-out rows
 FULL = {"n_quads": 40, "probe_videos": 600, "members": 2, "overrides": []}
 QUICK = {"n_quads": 8, "probe_videos": 160, "members": 2,
          "overrides": ["--train.steps=160", "--data.batch_size=16", "--video.physics_videos=480",
@@ -78,8 +88,42 @@ def surprise_figures(quads, table, out: Path) -> list[str]:
     return figures
 
 
+def score_style(quads, members: dict[str, list], untrained: list, cfg) -> tuple[dict, dict, dict, list]:
+    """Every model on one test set -> (results per model, per-member results of jepa and pixel, their ensemble
+    tables, per-init results of the untrained nets). Each member is scored once; an ensemble's table is its members'
+    mean (mean_table)."""
+    results, per_member, tables = {}, {}, {}
+    for name in members:
+        member_tables = [surprise_table(one, quads, "cpu") for one in members[name]]
+        per_member[name] = [evaluate_table(t, quads) for t in member_tables]
+        tables[name] = mean_table(member_tables)
+        results[name] = evaluate_table(tables[name], quads)
+    per_init = [evaluate_model(m, quads, "cpu")[0] for m in untrained]
+    results["copy_last"] = evaluate_model(CopyLast(cfg), quads, "cpu")[0]
+    return results, per_member, tables, per_init
+
+
+def style_rows(style: str, results: dict, per_member: dict, per_init: list, train_info: dict) -> list[dict]:
+    """The rows of one test set's scores (score_style), each marked with its `style`; jepa and pixel rows carry
+    train_info[model] (their training record)."""
+    rows = []
+    for prop in PROPERTIES:
+        for name in ("jepa", "pixel"):
+            rows.append({"model": name, "property": prop, "style": style, **results[name][prop],
+                         "per_member": [r[prop]["relative_accuracy"] for r in per_member[name]],
+                         "per_member_quad_scores": [r[prop]["quad_scores"] for r in per_member[name]],
+                         **train_info[name]})
+        rows.append({"model": "copy_last", "property": prop, "style": style, **results["copy_last"][prop]})
+        avg = {k: float(np.mean([r[prop][k] for r in per_init])) for k, v in per_init[0][prop].items()
+               if not isinstance(v, list)}
+        rows.append({"model": "untrained", "property": prop, "style": style, **avg,
+                     "per_init": [r[prop]["relative_accuracy"] for r in per_init]})
+    return rows
+
+
 def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reuse: bool = False,
-                n_quads: int | None = None, jobs: int | None = None) -> dict[str, Any]:
+                n_quads: int | None = None, jobs: int | None = None, styles: bool = False,
+                heldout: bool = False) -> dict[str, Any]:
     """The suite. reuse=True keeps finished training runs found under workdir that match the requested configs
     (re-scoring without retraining; their train_seconds come from the bench_train.json the earlier bench run
     wrote beside them, null if absent), resumes unfinished ones from their checkpoints (a bench stopped by Ctrl-C or
@@ -87,13 +131,14 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
     budget's quadruplets per property (test seeds TEST_SEED + [0, n_quads): a larger set contains the smaller ones).
     jobs > 1 trains up to that many members of a model at once (train_members), each with torch's threads / jobs
     threads (at least 1) unless the overrides set train.threads; `train_wall_seconds` is then the model's training
-    time by the clock. jobs=None picks default_jobs."""
+    time by the clock. jobs=None picks default_jobs. styles / heldout: see the module docstring."""
     budget = dict(QUICK if quick else FULL)
     if jobs is None:
         jobs = default_jobs(budget["members"], torch.get_num_threads(), quick)
     if n_quads is not None:
         budget["n_quads"] = int(n_quads)
-    suite_dir = Path(workdir) / ("physics_quick" if quick else "physics")
+    heldout = heldout or styles
+    suite_dir = Path(workdir) / f"physics{'_styles' if styles else ''}{'_quick' if quick else ''}"
     if suite_dir.exists() and not reuse:
         shutil.rmtree(suite_dir)
     meta = provenance()
@@ -103,7 +148,7 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
     base = ["--train.progress=false", "--train.device=cpu"] + budget["overrides"]
     extra = base + threads + list(overrides)  # the caller's overrides win, train.threads included
     configs, models, members, train_seconds, ckpts, reused, walls, resumed = {}, {}, {}, {}, {}, {}, {}, {}
-    for name, preset in (("jepa", "vjepa_physics_cpu"), ("pixel", "vpixel_physics_cpu")):
+    for name, preset in zip(("jepa", "pixel"), PRESETS[styles]):
         seed0 = load_config(find_preset(preset), extra).train.seed
         specs = []
         for seed in range(seed0, seed0 + budget["members"]):
@@ -121,6 +166,7 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
         members[name] = [load_method(c)[0] for c in ckpts[name]]
         models[name] = Ensemble(members[name])
     jcfg = models["jepa"].cfg
+    style = "train" if jcfg.video.physics_style == "random" else "plain"  # the look the models trained on
     untrained = []
     for k in range(N_UNTRAINED):
         torch.manual_seed(1000 + k)
@@ -128,42 +174,31 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
 
     # possible videos with test hues (first video.frames frames): the first GAIN_VIDEOS measure copy_last_gain, the
     # first probe_videos the linear probes
-    probe_x, probe_states = probe_data(max(budget["probe_videos"], GAIN_VIDEOS), jcfg)
+    probe_x, probe_states = probe_data(max(budget["probe_videos"], GAIN_VIDEOS), jcfg, style)
     gain_x = normalize(probe_x[:GAIN_VIDEOS])
     gains = {name: [round(m.eval().copy_last_gain(gain_x, jcfg.video.context_frames), 4) for m in ms]
              for name, ms in members.items()}
-    quads = test_quadruplets(budget["n_quads"], T=jcfg.video.physics_frames, size=jcfg.data.img_size,
-                             channels=jcfg.data.channels)
-    print(f"== bench physics: scoring {len(quads)} quadruplets ({budget['n_quads']} per property): jepa and pixel "
-          f"(each {budget['members']} members alone, the ensemble as their mean), {N_UNTRAINED} untrained, copy_last")
-    t0 = time.time()
-    results, tables = {}, {}
-    per_member = {}
-    for name in models:  # each member scored once; the ensemble's table is the members' mean (mean_table)
-        member_tables = [surprise_table(one, quads, "cpu") for one in members[name]]
-        per_member[name] = [evaluate_table(t, quads) for t in member_tables]
-        tables[name] = mean_table(member_tables)
-        results[name] = evaluate_table(tables[name], quads)
-    per_init = [evaluate_model(m, quads, "cpu")[0] for m in untrained]
-    results["copy_last"] = evaluate_model(CopyLast(jcfg), quads, "cpu")[0]
-    score_seconds = round(time.time() - t0, 1)
-    rows = []
-    for prop in PROPERTIES:
-        for name in ("jepa", "pixel"):
-            secs = train_seconds[name]
-            rows.append({"model": name, "property": prop, **results[name][prop],
-                         "per_member": [r[prop]["relative_accuracy"] for r in per_member[name]],
-                         "per_member_quad_scores": [r[prop]["quad_scores"] for r in per_member[name]],
-                         "train_seconds": None if None in secs else round(sum(secs), 1),
+    train_info = {name: {"train_seconds": None if None in secs else round(sum(secs), 1),
                          "train_seconds_per_member": secs, "train_wall_seconds": walls[name], "train_jobs": jobs,
-                         "copy_last_gain_per_member": gains[name],
-                         "checkpoints": [str(c) for c in ckpts[name]], "reused_checkpoint": reused[name],
-                         "resumed_from_step": resumed[name]})
-        rows.append({"model": "copy_last", "property": prop, **results["copy_last"][prop]})
-        avg = {k: float(np.mean([r[prop][k] for r in per_init])) for k, v in per_init[0][prop].items()
-               if not isinstance(v, list)}
-        rows.append({"model": "untrained", "property": prop, **avg,
-                     "per_init": [r[prop]["relative_accuracy"] for r in per_init]})
+                         "copy_last_gain_per_member": gains[name], "checkpoints": [str(c) for c in ckpts[name]],
+                         "reused_checkpoint": reused[name], "resumed_from_step": resumed[name]}
+                  for name, secs in train_seconds.items()}
+    geometry = {"T": jcfg.video.physics_frames, "size": jcfg.data.img_size, "channels": jcfg.data.channels}
+    quads = test_quadruplets(budget["n_quads"], style=style, **geometry)
+    print(f"== bench physics: scoring {len(quads)} quadruplets ({budget['n_quads']} per property, {style} style"
+          f"{' and again in the held-out style' if heldout else ''}): jepa and pixel (each {budget['members']} "
+          f"members alone, the ensemble as their mean), {N_UNTRAINED} untrained, copy_last")
+    t0 = time.time()
+    results, per_member, tables, per_init = score_style(quads, members, untrained, jcfg)
+    rows = style_rows(style, results, per_member, per_init, train_info)
+    held_out: dict[str, Any] = {}
+    if heldout:  # the same members on the same test seeds in a look no training video has
+        held = test_quadruplets(budget["n_quads"], style=HELDOUT, **geometry)
+        h_results, h_per_member, _, h_per_init = score_style(held, members, untrained, jcfg)
+        h_rows = style_rows(HELDOUT, h_results, h_per_member, h_per_init, train_info)
+        held_out = {"heldout_style": HELDOUT, "heldout_rows": h_rows,
+                 "jepa_vs_pixel_heldout": compare([{"rows": h_rows}])}
+    score_seconds = round(time.time() - t0, 1)
 
     figures = surprise_figures(quads, tables["jepa"], Path(out))
 
@@ -175,5 +210,5 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
             "versions": meta["versions"], "created": meta["created"], "configs": configs,
             "n_quadruplets_per_property": budget["n_quads"], "members": budget["members"],
             "score": "surprise_mean (mean window error; jepa and pixel: the mean over their members)",
-            "score_seconds": score_seconds, "rows": rows, "jepa_vs_pixel": compare([{"rows": rows}]),
-            "probe_rows": probes, "figures": figures}
+            "score_seconds": score_seconds, "style": style, "rows": rows, "jepa_vs_pixel": compare([{"rows": rows}]),
+            **held_out, "probe_rows": probes, "figures": figures}

@@ -15,13 +15,13 @@ from openjepa.data.transforms import normalize
 PROBE_SEED = 900_000_000  # probe videos: training-range seeds far above any training set, test hues
 
 
-def probe_data(n: int, cfg) -> tuple[torch.Tensor, np.ndarray]:
-    """n single-ball videos (first video.frames frames), uint8 (n, C, F, H, W), and per tubelet slice the ball's
-    state (x, y, vx, vy) at the slice's first frame: (n, S, 4)."""
+def probe_data(n: int, cfg, style: str = "plain") -> tuple[torch.Tensor, np.ndarray]:
+    """n single-ball videos (first video.frames frames) in the look family `style`, uint8 (n, C, F, H, W), and per
+    tubelet slice the ball's state (x, y, vx, vy) at the slice's first frame: (n, S, 4)."""
     F, t = cfg.video.frames, cfg.video.tubelet
     xs, ys, seed = [], [], PROBE_SEED
     while len(xs) < n:
-        frames, pos, vel = train_video(seed, F, cfg.data.img_size, cfg.data.channels, split="test")
+        frames, pos, vel = train_video(seed, F, cfg.data.img_size, cfg.data.channels, split="test", style=style)
         seed += 1
         if pos.shape[1] != 1:
             continue
