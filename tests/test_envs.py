@@ -131,3 +131,40 @@ def test_four_rooms_conforms_and_puts_goal_in_the_opposite_room():
     assert env.pos[1] < c.wall_y
     with pytest.raises(ValueError, match="env.door_left_x"):
         ENVS["four_rooms"][1](door_left_x=40.0)
+
+
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_random_layouts_are_valid_and_split_by_the_held_out_bands(split):
+    from openjepa.data.envs.two_rooms import HELDOUT_BANDS, layout_split
+
+    env = TwoRoomsEnv(layout=split)
+    doors = set()
+    for seed in range(60):
+        env.reset(seed=seed)
+        lay = env.layout
+        assert layout_split(lay) == split
+        assert env.reachable(env.pos, env.goal)  # start and goal in different rooms, joined through a door
+        assert env.room(env.pos) != env.room(env.goal)
+        doors.add(len(lay["doors"]))
+        inside = [HELDOUT_BANDS[k][0] <= v <= HELDOUT_BANDS[k][1]
+                  for k, v in [("wall_x", lay["wall_x"]), ("wall_width", lay["wall_width"]),
+                               ("door_size", lay["door_size"])] + [("door_y", y) for y in lay["doors"]]]
+        assert any(inside) == (split == "heldout")  # training layouts never enter a band; held-out ones always do
+        obs = env._obs()[0]
+        col = int(round(lay["wall_x"]))
+        assert (obs[:, col] == 128).sum() > 20  # the layout is in the observation: the wall is drawn
+    assert doors == {1, 2}  # some layouts have a second door
+    assert TwoRoomsEnv(layout="train").reset(seed=3)[0].tobytes() == TwoRoomsEnv(layout="train").reset(seed=3)[0].tobytes()
+
+
+def test_fixed_layout_is_unchanged_by_layout_randomisation():
+    env = TwoRoomsEnv()
+    env.reset(seed=0)
+    assert env.layout == {"wall_x": 32.0, "wall_width": 3.0, "door_size": 6.0, "doors": [32.0]}
+    with pytest.raises(ValueError, match="env.layout"):
+        TwoRoomsConfig(layout="everywhere")
+    with pytest.raises(ValueError, match="env.door_y_range"):
+        TwoRoomsConfig(layout="train", door_y_range=(10.0, 20.0))
+    # an explicit layout in reset options (how a user replays one): a second door opens the wall there too
+    env.reset(seed=0, options={"layout": {"wall_x": 30, "wall_width": 3, "door_size": 6, "doors": [15, 45]}})
+    assert not env.blocked(np.array([30.0, 45.0])) and env.blocked(np.array([30.0, 30.0]))

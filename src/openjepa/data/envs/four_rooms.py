@@ -29,6 +29,8 @@ class FourRoomsConfig(TwoRoomsConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.layout != "fixed":
+            raise ValueError(f"env.layout: Four-Rooms has fixed layouts (its door keys); got {self.layout!r}")
         h = self.door_size / 2 + self.wall_width / 2
         for key, val, lo, hi in (("door_up_y", self.door_up_y, self.border, self.wall_y),
                                  ("door_down_y", self.door_down_y, self.wall_y, self.size - 1 - self.border),
