@@ -29,11 +29,20 @@ import torch
 from openjepa.data.transforms import normalize
 from openjepa.planning.cem import CEM, CostFn
 from openjepa.planning.mppi import MPPI
+from openjepa.planning.search import GraphSearch
 
-PLANNERS = {
+PLANNERS = {  # sampling planners: plan(cost_fn, ...) over action sequences
     "cem": CEM,
     "mppi": MPPI,
 }
+SEARCH_PLANNERS = {  # planners that expand the model themselves: plan(step_fn, s0, s_goal)
+    "search": GraphSearch,
+}
+
+
+def model_step(model):
+    """One planned action of the model: states (M, D), actions (M, A) -> next states (M, D)."""
+    return lambda s, a: model.imagine(s, a[:, None])[:, 0]
 
 
 def latent_cost(model, s0: torch.Tensor, s_goal: torch.Tensor, mode: str = "sum") -> CostFn:
@@ -100,8 +109,11 @@ def run_mpc(model, envs: list, seeds: list[int], planner, replan_every: int = 1,
         live = [e for e in range(E) if not done[e]]
         t0 = time.perf_counter()
         s0 = model.encode_state(obs_tensor([obs[e] for e in live]))  # (L, D)
-        plan, _ = planner.plan(latent_cost(model, s0, s_goal[live], cost), batch=len(live), init_mean=warm[live],
-                               generator=generator)  # (L, H, A)
+        if isinstance(planner, GraphSearch):
+            plan, _ = planner.plan(model_step(model), s0, s_goal[live])  # (L, H, A)
+        else:
+            plan, _ = planner.plan(latent_cost(model, s0, s_goal[live], cost), batch=len(live),
+                                   init_mean=warm[live], generator=generator)  # (L, H, A)
         plan_seconds += time.perf_counter() - t0
         replans += 1
         k = min(replan_every, -(-(limit - t) // repeat))  # planned actions to execute now

@@ -17,14 +17,17 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from openjepa.data.envs import make_env
-from openjepa.planning.mpc import PLANNERS, latent_cost, obs_tensor, run_mpc
+from openjepa.planning.mpc import PLANNERS, SEARCH_PLANNERS, latent_cost, obs_tensor, run_mpc
 
 
 def build_planner(name: str, env, horizon: int, samples: int = 200, iters: int = 10):
-    if name not in PLANNERS:
-        raise ValueError(f"unknown planner {name!r}; choose from {sorted(PLANNERS)}")
+    """A planner of PLANNERS (samples and iters per plan) or SEARCH_PLANNERS (its own defaults)."""
+    if name not in PLANNERS and name not in SEARCH_PLANNERS:
+        raise ValueError(f"unknown planner {name!r}; choose from {sorted(PLANNERS | SEARCH_PLANNERS)}")
     low = torch.as_tensor(env.action_space.low, dtype=torch.float32)
     high = torch.as_tensor(env.action_space.high, dtype=torch.float32)
+    if name in SEARCH_PLANNERS:
+        return SEARCH_PLANNERS[name](horizon=horizon, action_low=low, action_high=high, max_norm=float(env.cfg.max_step))
     kw = {"elites": max(2, samples // 10)} if name == "cem" else {}
     return PLANNERS[name](horizon=horizon, action_low=low, action_high=high, samples=samples, iters=iters,
                           max_norm=float(env.cfg.max_step), **kw)

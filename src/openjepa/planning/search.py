@@ -1,0 +1,118 @@
+"""Graph search over imagined states: best-first search in latent space with a world model (planner "search").
+
+Sampling planners (CEM, MPPI) minimise the latent distance to the goal along a sampled action sequence; behind
+a wall that cost is lowest right at the wall, so they stall there. Search does not need the cost to see past
+walls. From the current state it expands the world model one planned action at a time over a fixed action set
+(`directions` headings x `magnitudes` fractions of the largest action), and keeps an imagined state only if it
+moved (a blocked move leaves the state where it was) and lies farther than `merge` from every state already
+found, so the graph covers the reachable space once and flows around walls through the doors:
+
+    nodes: s0 (D,) -> children P(s, a) (K, D) for the K actions -> ...      one batched model call per round
+    each round expands the `beam` open nodes nearest to the goal (latent L2), up to `rounds` rounds or until a
+    node is within `goal_radius` of the goal; the plan is the action path to the node nearest to the goal
+    (ties: the shallower), zero-padded to the horizon.
+
+Distances are measured in units of one full move: `step` = the largest latent move among the root's children
+(free directions move by about one step, blocked ones by ~0), so `merge`, `goal_radius` and `min_move` are
+fractions of it and the search needs no per-model tuning. Paths are at most `horizon` planned actions deep.
+
+Batched over problems by running one search per problem (searches differ in size); `plan` returns (B, H, A).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class GraphSearch:
+    horizon: int  # deepest path, in planned actions
+    action_low: torch.Tensor  # (A,)
+    action_high: torch.Tensor  # (A,)
+    max_norm: float | None = None  # largest action norm (the env's max_step)
+    directions: int = 8  # headings, evenly spaced
+    magnitudes: tuple[float, ...] = (1.0, 0.4)  # fractions of the largest action
+    beam: int = 16  # open nodes expanded per round
+    rounds: int = 24  # expansion rounds per plan
+    merge: float = 0.35  # new states closer than merge * step to a known one are dropped
+    min_move: float = 0.2  # children that moved less than min_move * step are blocked moves, dropped
+    goal_radius: float = 0.3  # stop when a node is within goal_radius * step of the goal
+
+    def __post_init__(self) -> None:
+        if self.horizon < 1 or self.directions < 1 or self.beam < 1 or self.rounds < 1:
+            raise ValueError("horizon, directions, beam and rounds must be >= 1")
+        if self.action_low.shape != (2,):
+            raise ValueError(f"search plans 2-D actions (headings), got action shape {tuple(self.action_low.shape)}")
+        if not self.magnitudes or not all(0 < m <= 1 for m in self.magnitudes):
+            raise ValueError(f"magnitudes must be fractions in (0, 1], got {self.magnitudes}")
+
+    def actions(self) -> torch.Tensor:
+        """The action set (K, 2): every heading at every magnitude, inside the action box and norm limit."""
+        reach = self.max_norm if self.max_norm is not None else float(self.action_high.abs().max())
+        out = []
+        for m in self.magnitudes:
+            for k in range(self.directions):
+                ang = 2 * math.pi * k / self.directions
+                out.append([m * reach * math.cos(ang), m * reach * math.sin(ang)])
+        a = torch.tensor(out, dtype=torch.float32)
+        return torch.maximum(torch.minimum(a, self.action_high), self.action_low)  # (K, 2)
+
+    @torch.no_grad()
+    def plan(self, step_fn, s0: torch.Tensor, s_goal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """step_fn(states (M, D), actions (M, A)) -> next states (M, D); s0, s_goal (B, D) -> plans (B, H, A) and
+        the remaining latent distance of each plan's end node in units of `step` (B,)."""
+        plans, left = [], []
+        for b in range(s0.shape[0]):
+            p, d = self._search(step_fn, s0[b], s_goal[b])
+            plans.append(p)
+            left.append(d)
+        return torch.stack(plans), torch.tensor(left)
+
+    def _search(self, step_fn, s0: torch.Tensor, goal: torch.Tensor) -> tuple[torch.Tensor, float]:
+        acts = self.actions()  # (K, A)
+        K = acts.shape[0]
+        states = [s0.float()]  # node states (D,)
+        parent, action, depth = [-1], [-1], [0]
+        dist = [float((s0 - goal).norm())]
+        open_ = {0}
+        step = None
+        for _ in range(self.rounds):
+            if not open_:
+                break
+            sel = sorted(open_, key=lambda i: (dist[i], depth[i]))[: self.beam]
+            open_.difference_update(sel)
+            src = torch.stack([states[i] for i in sel])  # (S, D)
+            nxt = step_fn(src.repeat_interleave(K, 0), acts.repeat(len(sel), 1)).float()  # (S*K, D)
+            moved = (nxt - src.repeat_interleave(K, 0)).norm(dim=-1)  # (S*K,)
+            if step is None:  # the unit of distance: the root's longest move
+                step = float(moved.max().clamp_min(1e-8))
+            known = torch.stack(states)  # (M, D)
+            for j in range(nxt.shape[0]):
+                i, k = sel[j // K], j % K
+                if moved[j] < self.min_move * step or depth[i] + 1 > self.horizon:
+                    continue
+                if torch.cdist(nxt[j:j + 1], known).min() < self.merge * step:
+                    continue
+                states.append(nxt[j])
+                known = torch.cat([known, nxt[j:j + 1]])
+                parent.append(i)
+                action.append(k)
+                depth.append(depth[i] + 1)
+                dist.append(float((nxt[j] - goal).norm()))
+                open_.add(len(states) - 1)
+            if min(dist) < self.goal_radius * step:
+                break
+        best = min(range(len(states)), key=lambda i: (dist[i], depth[i]))
+        if best == 0 and len(states) > 1:  # nothing nearer than here: still move (the nearest child), never stall
+            best = min(range(1, len(states)), key=lambda i: (dist[i], depth[i]))
+        path = []
+        while parent[best] >= 0:
+            path.append(action[best])
+            best = parent[best]
+        plan = torch.zeros(self.horizon, acts.shape[1])
+        for h, k in enumerate(reversed(path)):
+            plan[h] = acts[k]
+        return plan, min(dist) / (step or 1.0)
