@@ -142,3 +142,52 @@ def test_presets_load(preset):
     cfg = load_config(find_preset(preset))
     assert cfg.train.method == "world_model" and cfg.data.dataset == "trajectories" and cfg.model.encoder == "cnn"
     assert cfg.world.rollout == cfg.world.frames - 1
+
+
+def test_latent_map_encoder_and_conv_predictor_are_translation_equivariant():
+    """The conv predictor applies one local rule everywhere: shifting the input map by whole cells (and keeping
+    clear of the map's edges) shifts its prediction the same way, which is why it transfers to unseen layouts."""
+    from openjepa.models.cnn import ConvMapEncoder
+
+    torch.manual_seed(0)
+    enc = ConvMapEncoder(img_size=65, dim=4, depth=2)
+    assert enc.map_shape == (4, 16, 16) and enc(torch.randn(2, 1, 65, 65)).shape == (2, 256, 4)
+    p = PREDICTORS["conv"](4 * 16 * 16, 2, pred_dim=8, depth=2, map_shape=(4, 16, 16))
+    for prm in p.parameters():  # leave the zero-initialised output layer: every path must carry signal
+        prm.data.add_(0.1 * torch.randn_like(prm))
+    m = torch.zeros(1, 4, 16, 16)
+    m[..., 5:8, 5:8] = torch.randn(1, 4, 3, 3)  # a blob well inside the map
+    a = torch.tensor([[[0.5, -1.0]]])  # (B, T, A)
+    out = p(m.flatten(1)[:, None], a).view(1, 4, 16, 16)
+    shifted = p(torch.roll(m, (3, 2), (2, 3)).flatten(1)[:, None], a).view(1, 4, 16, 16)
+    inner = (..., slice(5, 14), slice(4, 14))  # cells >= depth away from the edges, before and after the shift
+    assert torch.allclose(torch.roll(out, (3, 2), (2, 3))[inner], shifted[inner], atol=1e-5)
+    assert not torch.allclose(out, p(m.flatten(1)[:, None], -a).view(1, 4, 16, 16), atol=1e-4)  # actions matter
+    assert p.rollout(m.flatten(1), a.repeat(1, 3, 1)).shape == (1, 3, 256 * 4)
+    with pytest.raises(ValueError, match="map_shape"):
+        PREDICTORS["conv"](64, 2, map_shape=None)
+
+
+def test_latent_map_world_model_needs_its_pair_and_trains(tmp_path):
+    from openjepa.data.trajectories import collect
+    from openjepa.train.loop import train
+    from openjepa.validate import check_config
+
+    MAP = ["--train.method=world_model", "--model.encoder=cnn_map", "--data.img_size=65", "--model.dim=4",
+           "--model.depth=2", "--model.pred_dim=8", "--model.pred_depth=2", "--world.predictor=conv",
+           "--world.frames=4", "--world.rollout=3", "--train.precision=fp32", "--reg.ema=false", "--reg.kind=vicreg",
+           "--data.dataset=trajectories", "--data.path=unused"]
+    with pytest.raises(ConfigError, match="cnn_map"):
+        check_config(build_config({}, [a for a in MAP if a != "--world.predictor=conv"]))
+    data = collect("two_rooms", episodes=12, steps=4, out=tmp_path / "d", seed=0, progress=False,
+                   env_kwargs={"layout": "train"})
+    cfg = build_config({}, MAP + [f"--data.path={data}", "--data.batch_size=4",
+                                  "--train.steps=3", "--train.monitor_every=0", "--train.progress=false"])
+    check_config(cfg)
+    summary = train(cfg, tmp_path / "run", log=lambda *a: None)
+    assert summary["finished"]
+    from openjepa.planning.run import load_world_model
+
+    model, _ = load_world_model(tmp_path / "run")
+    s = model.encode_state(torch.zeros(2, 1, 65, 65))
+    assert s.shape == (2, 4 * 16 * 16) and model.imagine(s, torch.zeros(2, 5, 2)).shape == (2, 5, 4 * 16 * 16)

@@ -493,7 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
                         epilog="example: openjepa plan runs/wm --env two_rooms --planner mppi --episodes 50 --json")
     pl.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or run directory")
     pl.add_argument("--env", default="two_rooms")
-    pl.add_argument("--planner", choices=["cem", "mppi"], default="mppi")
+    pl.add_argument("--planner", choices=["cem", "mppi", "search"], default="mppi",
+                    help="cem | mppi (sampling, --samples/--iters) | search (graph search over imagined states, "
+                         "reaches goals behind walls; planning/search.py)")
     pl.add_argument("--episodes", type=int, default=20)
     pl.add_argument("--horizon", type=int, default=None, help="imagined model steps per plan (default: the "
                     "checkpoint's training window); a model trained with world.frameskip=k holds each planned "

@@ -89,7 +89,7 @@ class ModelConfig:
         for key in ("patch_size", "dim", "depth", "heads", "pred_dim", "pred_depth", "pred_heads", "proj_hidden",
                     "proj_dim"):
             _check(getattr(self, key) >= 1, f"model.{key}", f"must be >= 1, got {getattr(self, key)}")
-        _check(self.encoder == "cnn" or self.dim % self.heads == 0, "model.heads",  # the cnn has no heads
+        _check(self.encoder in ("cnn", "cnn_map") or self.dim % self.heads == 0, "model.heads",  # the cnn has no heads
                f"model.dim={self.dim} must be divisible by model.heads={self.heads}")
         _check(self.mlp_ratio > 0, "model.mlp_ratio", f"must be > 0, got {self.mlp_ratio}")
 
@@ -359,7 +359,7 @@ def context_frames_error(context_frames: int, frames: int, tubelet: int) -> str 
             f"got {context_frames}")
 
 
-WORLD_PREDICTORS = ("gru", "transformer")
+WORLD_PREDICTORS = ("gru", "transformer", "conv")
 
 
 @dataclass
@@ -368,7 +368,7 @@ class WorldConfig:
     model.encoder (cnn for 65x65 control frames) of width model.dim = the latent size D; the predictor has
     width model.pred_dim, model.pred_depth layers and model.pred_heads heads. Anti-collapse: reg.ema (EMA
     target), reg.kind (VICReg variance + covariance, SIGReg) on the latents of every frame, plus the terms below."""
-    predictor: str = "gru"  # gru | transformer (frame-causal)
+    predictor: str = "gru"  # gru | transformer (frame-causal) | conv (latent maps: model.encoder=cnn_map)
     cond: str = "adaln"  # transformer only: adaln (actions modulate their frame's token) | tokens (interleaved)
     action_dim: int = 2  # A, the env's action size
     frames: int = 17  # model frames per training window (cut at random from longer episodes)
@@ -413,11 +413,11 @@ class Config:
     def __post_init__(self) -> None:
         _check(self.data.batch_size % self.train.accum_steps == 0, "train.accum_steps",
                f"data.batch_size={self.data.batch_size} must be divisible by train.accum_steps={self.train.accum_steps}")
-        _check(self.model.encoder == "cnn" or self.data.img_size % self.model.patch_size == 0, "model.patch_size",
+        _check(self.model.encoder in ("cnn", "cnn_map") or self.data.img_size % self.model.patch_size == 0, "model.patch_size",
                f"data.img_size={self.data.img_size} must be divisible by model.patch_size={self.model.patch_size}")
         m = self.model
-        gru = self.train.method == "world_model" and self.world.predictor == "gru"  # a GRU has no heads
-        _check(gru or m.pred_dim % m.pred_heads == 0, "model.pred_heads",
+        headless = self.train.method == "world_model" and self.world.predictor in ("gru", "conv")  # no attention
+        _check(headless or m.pred_dim % m.pred_heads == 0, "model.pred_heads",
                f"model.pred_dim={m.pred_dim} must be divisible by model.pred_heads={m.pred_heads}")
         p = self.model.patch_size
         _check(self.video.stem == "linear" or (p >= 2 and p & (p - 1) == 0), "video.stem",

@@ -32,18 +32,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from openjepa.config import Config, refuse_changed
+from openjepa.config import Config, ConfigError, refuse_changed
 from openjepa.methods.base import TargetEncoder
 from openjepa.methods.common import add_regulariser, build_encoder, step_seed
 from openjepa.models.action_predictor import PREDICTORS, InverseDynamics, idm_loss
 
 
-def encode_frames(encoder: nn.Module, obs: torch.Tensor) -> torch.Tensor:
-    """obs (B, T, C, H, W) or (B, C, H, W) -> latent states (B, T, D) or (B, D): encoder tokens mean-pooled."""
+def encode_frames(encoder: nn.Module, obs: torch.Tensor, flat: bool = False) -> torch.Tensor:
+    """obs (B, T, C, H, W) or (B, C, H, W) -> latent states (B, T, D) or (B, D): encoder tokens mean-pooled, or
+    with `flat` (latent maps, encoder cnn_map) every token kept and flattened (D = cells * channels)."""
+    def state(z: torch.Tensor) -> torch.Tensor:  # (N, tokens, C) -> (N, D)
+        return z.flatten(1) if flat else z.mean(1)
     if obs.dim() == 4:
-        return encoder(obs).mean(1)
+        return state(encoder(obs))
     B, T = obs.shape[:2]
-    return encoder(obs.flatten(0, 1)).mean(1).view(B, T, -1)
+    return state(encoder(obs.flatten(0, 1))).view(B, T, -1)
 
 
 class WorldModel(TargetEncoder):
@@ -58,10 +61,16 @@ class WorldModel(TargetEncoder):
                        "world_model has no video clips, no masks, no multi-view crops and no projector")
         refuse_changed(cfg, ("data.crop_scale", "data.flip"), "world_model trains on whole observations (flips "
                                                               "would contradict the actions)")
-        if cfg.model.encoder == "cnn":
+        if cfg.model.encoder in ("cnn", "cnn_map"):
             refuse_changed(cfg, ("model.patch_size", "model.heads"), "the cnn encoder has no patches and no heads")
+        if (cfg.model.encoder == "cnn_map") != (cfg.world.predictor == "conv"):
+            raise ConfigError("model.encoder=cnn_map (a latent map) and world.predictor=conv go together: the conv "
+                              f"predictor needs a map, the others a pooled state; got model.encoder="
+                              f"{cfg.model.encoder!r}, world.predictor={cfg.world.predictor!r}")
         if cfg.world.predictor == "gru":
             refuse_changed(cfg, ("model.pred_heads",), "the gru predictor has no heads")
+        if cfg.world.predictor == "conv":
+            refuse_changed(cfg, ("model.pred_heads", "model.mlp_ratio"), "the conv predictor has no heads and no MLP")
         if cfg.model.encoder == "cnn" and cfg.world.predictor == "gru":
             refuse_changed(cfg, ("model.mlp_ratio",), "neither the cnn encoder nor the gru predictor has an MLP")
         if cfg.reg.ema:
@@ -73,10 +82,14 @@ class WorldModel(TargetEncoder):
         w, m = cfg.world, cfg.model
         self.encoder = build_encoder(cfg)
         self._init_target(cfg)
-        self.predictor = PREDICTORS[w.predictor](m.dim, w.action_dim * w.frameskip, pred_dim=m.pred_dim,
-                                                 depth=m.pred_depth, heads=m.pred_heads, max_frames=w.frames,
-                                                 cond=w.cond, mlp_ratio=m.mlp_ratio)
-        self.idm = InverseDynamics(m.dim, w.action_dim * w.frameskip) if w.idm_weight > 0 else None
+        self.flat = m.encoder == "cnn_map"  # the state is the whole latent map, flattened
+        shape = self.encoder.map_shape if self.flat else None
+        self.state_dim = shape[0] * shape[1] * shape[2] if self.flat else m.dim  # D
+        kw = {"map_shape": shape} if self.flat else {"heads": m.pred_heads, "max_frames": w.frames, "cond": w.cond,
+                                                     "mlp_ratio": m.mlp_ratio}
+        self.predictor = PREDICTORS[w.predictor](self.state_dim, w.action_dim * w.frameskip, pred_dim=m.pred_dim,
+                                                 depth=m.pred_depth, **kw)
+        self.idm = InverseDynamics(self.state_dim, w.action_dim * w.frameskip) if w.idm_weight > 0 else None
 
     @staticmethod
     def example_input(cfg: Config, n: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
@@ -111,10 +124,10 @@ class WorldModel(TargetEncoder):
     def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         w = self.cfg.world
         obs, a = batch["obs"], batch["a"]  # (B, F, C, H, W), (B, F-1, A)
-        s = encode_frames(self.encoder, obs)  # (B, F, D)
+        s = encode_frames(self.encoder, obs, self.flat)  # (B, F, D)
         if self.target_encoder is not None:
             with torch.no_grad():
-                s_tgt = encode_frames(self.target_encoder, obs)
+                s_tgt = encode_frames(self.target_encoder, obs, self.flat)
         else:
             s_tgt = s.detach() if w.target_stopgrad else s
         s_tgt = s_tgt.float()
@@ -145,12 +158,12 @@ class WorldModel(TargetEncoder):
     @torch.no_grad()
     def encode_state(self, obs: torch.Tensor) -> torch.Tensor:
         """Normalised obs (B, C, H, W) -> the predictor's input state (B, D) (online encoder)."""
-        return encode_frames(self.encoder, obs).float()
+        return encode_frames(self.encoder, obs, self.flat).float()
 
     @torch.no_grad()
     def encode_goal(self, obs: torch.Tensor) -> torch.Tensor:
         """Normalised goal obs (B, C, H, W) -> (B, D) in the space the predictor predicts (target encoder)."""
-        return encode_frames(self.eval_encoder(), obs).float()
+        return encode_frames(self.eval_encoder(), obs, self.flat).float()
 
     @property
     def action_repeat(self) -> int:

@@ -1,6 +1,6 @@
 """Neural-network parts: encoders (`ENCODERS`), predictors, EMA."""
 
-from openjepa.models.cnn import ConvEncoder
+from openjepa.models.cnn import ConvEncoder, ConvMapEncoder
 from openjepa.models.vit import VisionTransformer
 
 # Every encoder: forward(x, idx=None) -> tokens (B, N, D); constructor takes the keyword arguments
@@ -8,4 +8,5 @@ from openjepa.models.vit import VisionTransformer
 ENCODERS = {
     "vit": VisionTransformer,
     "cnn": ConvEncoder,  # one latent per frame (N = 1); for control observations (world_model)
+    "cnn_map": ConvMapEncoder,  # a latent map (N = h*w cells) for the world model's conv predictor
 }

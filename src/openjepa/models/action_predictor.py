@@ -15,6 +15,7 @@ and predicts a residual (s_t + delta), so an untrained predictor starts at "noth
   action sets per-token shift, scale and gate of every block) or as its own token interleaved after the state
   token (`cond="tokens"`: [s_0, a_0, s_1, a_1, ...], prediction read at the action tokens). Learned frame
   positions for `max_frames` frames; longer rollouts keep a sliding window of the last `max_frames` frames.
+- `ActionConv`: a residual conv stack over latent maps (encoder "cnn_map"), Markov; see its docstring.
 - `ActionGRU` (PLDM's recurrent option): a GRU over inputs [s_t, embed(a_t)] whose hidden state carries memory
   across steps; delta = linear(h_{t+1}). Teacher forcing is one fused GRU call; a rollout is H cell steps, which
   makes it the cheapest predictor to plan with.
@@ -138,9 +139,51 @@ class ActionGRU(nn.Module):
         return torch.cat(preds, dim=1)  # (B, H, D)
 
 
+class ActionConv(nn.Module):
+    """Markov predictor over latent maps (encoder "cnn_map"): the state (B, T, D) is a flattened (C, h, w) map,
+    the action is broadcast to every cell as k*A extra channels, and a residual conv stack predicts the change:
+
+        s_{t+1} = s_t + conv1x1(GELU(conv3x3(... GELU(conv3x3([map_t, a_t])))))      depth 3x3 layers
+
+    Convolutions apply one local rule everywhere, so motion and blocking by walls transfer to unseen layouts;
+    depth 3x3 layers see `depth` cells around each cell (keep depth * cell size above one model step's move).
+    Frame-causal trivially: output t depends on s_t and a_t only."""
+
+    def __init__(self, dim: int, action_dim: int, pred_dim: int = 32, depth: int = 4,
+                 map_shape: tuple[int, int, int] | None = None, **_: object):
+        super().__init__()
+        if map_shape is None or map_shape[0] * map_shape[1] * map_shape[2] != dim:
+            raise ValueError(f"the conv predictor needs the encoder's map_shape (C, h, w) with C*h*w = {dim}; "
+                             f"use it with model.encoder=cnn_map (got map_shape={map_shape})")
+        self.map_shape = tuple(map_shape)
+        c = map_shape[0]
+        layers, inp = [], c + action_dim
+        for _ in range(depth):
+            layers += [nn.Conv2d(inp, pred_dim, 3, padding=1), nn.GELU()]
+            inp = pred_dim
+        self.net = nn.Sequential(*layers, nn.Conv2d(pred_dim, c, 1))
+        nn.init.zeros_(self.net[-1].weight)  # starts at "nothing moves", like the other predictors
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        B, T, D = s.shape
+        C, h, w = self.map_shape
+        x = s.reshape(B * T, C, h, w)
+        act = a.reshape(B * T, -1, 1, 1).to(x.dtype).expand(-1, -1, h, w)  # (B*T, A, h, w)
+        return s + self.net(torch.cat([x, act], dim=1)).reshape(B, T, D)
+
+    def rollout(self, s0: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        s, preds = s0.unsqueeze(1), []
+        for h in range(a.shape[1]):
+            s = self.forward(s, a[:, h:h + 1])  # (B, 1, D)
+            preds.append(s)
+        return torch.cat(preds, dim=1)  # (B, H, D)
+
+
 PREDICTORS = {
     "transformer": ActionTransformer,
     "gru": ActionGRU,
+    "conv": ActionConv,
 }
 
 
