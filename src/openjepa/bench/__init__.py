@@ -2,6 +2,7 @@
 {"suite", "git_sha", "machine", "configs", "rows", ...}; `out` is the result file (figures go beside it)."""
 
 from openjepa.bench.collapse import run_collapse
+from openjepa.bench.driving import run_driving
 from openjepa.bench.images import run_images
 from openjepa.bench.input import run_input
 from openjepa.bench.physics import run_physics
@@ -15,4 +16,5 @@ SUITES = {
     "physics": run_physics,
     "planning": run_planning,
     "input": run_input,
+    "driving": run_driving,
 }
