@@ -18,8 +18,8 @@ inits); `raw_pixels`. Rows, one per model and probe:
     ego_motion t_err (%), r_err (deg / 100 m) (KITTI odometry style over the test drives), step_rmse of (dx, dz,
                dyaw)
     detection  ap_easy, ap_moderate, ap_hard (AP@0.5, R40, KITTI levels with heights scaled by our focal)
-Each metric is the mean over seeds, with `per_seed` values and a 95% t-interval `<metric>_ci95` when there are
->= 2 seeds. `quick` uses 1 seed and a tiny budget: a smoke run of the pipeline, not a result. A figure (a test
+Each metric is the mean over seeds, with `<metric>_per_seed` values and a 95% t-interval `<metric>_ci95` when
+there are >= 2 seeds; `lambda` (the probe's L2 strength chosen on val) and `stretches` are lists per seed. `quick` uses 1 seed and a tiny budget: a smoke run of the pipeline, not a result. A figure (a test
 frame, its true and predicted depth, true and predicted boxes of the jepa model's first seed) goes beside `out`.
 """
 
@@ -142,11 +142,10 @@ def probe_model(toks: dict[str, list[torch.Tensor]], splits: dict[str, list[dict
         sq.append((pred - probes.relative_motion(d["poses"], a, b)) ** 2)
         traj = probes.integrate(pred, d["poses"][0])
         errs.append(probes.odometry_errors(d["poses"], traj, step=max(1, round(1.0 / (cam.dt * stride)))))
-    n = sum(e["stretches"] for e in errs)
-    out["ego_motion"] = {"t_err": float(sum(e["t_err"] * e["stretches"] for e in errs if e["stretches"]) / max(n, 1)),
-                         "r_err": float(sum(e["r_err"] * e["stretches"] for e in errs if e["stretches"]) / max(n, 1)),
-                         "stretches": n, "step_rmse": np.sqrt(np.concatenate(sq).mean(0)).round(5).tolist(),
-                         "lambda": lam}
+    n = sum(e["stretches"] for e in errs)  # every stretch of every test drive weighs the same (NaN: none)
+    mean = lambda k: float(sum(e[k] * e["stretches"] for e in errs if e["stretches"]) / n) if n else float("nan")  # noqa: E731
+    out["ego_motion"] = {"t_err": mean("t_err"), "r_err": mean("r_err"), "stretches": n,
+                         "step_rmse": np.sqrt(np.concatenate(sq).mean(0)).round(5).tolist(), "lambda": lam}
 
     boxes = [g["box2d"] for g in gts["train"]]
     det, lam = probes.fit_detector(cat("train"), boxes, cat("val"), gts["val"], grid, p, focal)
@@ -175,8 +174,8 @@ def aggregate(model: str, per_seed: list[dict[str, dict]]) -> list[dict]:
             vals = [s[probe][k] for s in per_seed]
             if k == "step_rmse":
                 row[k] = np.mean(vals, 0).round(5).tolist()
-            elif k in ("lambda", "stretches"):
-                row[k] = vals if len(vals) > 1 else vals[0]
+            elif k in ("lambda", "stretches"):  # per seed
+                row[k] = vals
             else:
                 row[k] = float(np.mean(vals))
                 row[f"{k}_per_seed"] = vals

@@ -156,12 +156,14 @@ def integrate(motion: np.ndarray, start: np.ndarray | None = None) -> np.ndarray
     return np.stack(poses)
 
 
-def odometry_errors(gt: np.ndarray, pred: np.ndarray, lengths: Sequence[float] = LENGTHS,
+def odometry_errors(gt: np.ndarray, pred: np.ndarray, lengths: Sequence[float] | None = None,
                     step: int = 10) -> dict[str, float]:
     """KITTI odometry errors of a predicted trajectory pred (T, 4, 4) against gt (T, 4, 4): for every `step`-th
     start frame and each length L, the first frame at least L metres of gt path later; error pose = (pred change)^-1
     (gt change) -> t_err = |its translation| / L in %, r_err = its rotation angle / L in degrees per 100 m, both
-    averaged over the stretches; `stretches` counts them (0: the drive is shorter than every length -> NaN)."""
+    averaged over the stretches; `stretches` counts them (0: the drive is shorter than every length -> NaN).
+    lengths: LENGTHS by default."""
+    lengths = LENGTHS if lengths is None else lengths
     dist = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(gt[:, :3, 3], axis=0), axis=1))])
     t_errs, r_errs = [], []
     for a in range(0, len(gt), step):
