@@ -19,8 +19,9 @@ inits); `raw_pixels`. Rows, one per model and probe:
                dyaw)
     detection  ap_easy, ap_moderate, ap_hard (AP@0.5, R40, KITTI levels with heights scaled by our focal)
 Each metric is the mean over seeds, with `<metric>_per_seed` values and a 95% t-interval `<metric>_ci95` when
-there are >= 2 seeds; `lambda` (the probe's L2 strength chosen on val) and `stretches` are lists per seed. `quick` uses 1 seed and a tiny budget: a smoke run of the pipeline, not a result. A figure (a test
-frame, its true and predicted depth, true and predicted boxes of the jepa model's first seed) goes beside `out`.
+there are >= 2 seeds; `lambda` (the probe's L2 strength chosen on val) and `stretches` are lists per seed.
+`quick` uses 1 seed and a tiny budget: a smoke run of the pipeline, not a result. A figure (a test frame, its
+true and predicted depth, true and predicted boxes of the jepa model's first seed) goes beside `out`.
 """
 
 from __future__ import annotations
@@ -143,7 +144,10 @@ def probe_model(toks: dict[str, list[torch.Tensor]], splits: dict[str, list[dict
         traj = probes.integrate(pred, d["poses"][0])
         errs.append(probes.odometry_errors(d["poses"], traj, step=max(1, round(1.0 / (cam.dt * stride)))))
     n = sum(e["stretches"] for e in errs)  # every stretch of every test drive weighs the same (NaN: none)
-    mean = lambda k: float(sum(e[k] * e["stretches"] for e in errs if e["stretches"]) / n) if n else float("nan")  # noqa: E731
+
+    def mean(k: str) -> float:
+        return float(sum(e[k] * e["stretches"] for e in errs if e["stretches"]) / n) if n else float("nan")
+
     out["ego_motion"] = {"t_err": mean("t_err"), "r_err": mean("r_err"), "stretches": n,
                          "step_rmse": np.sqrt(np.concatenate(sq).mean(0)).round(5).tolist(), "lambda": lam}
 
@@ -282,7 +286,7 @@ def run_driving(quick: bool, workdir: Path, overrides: list[str], out: Path) -> 
                  f" jepa seed {cfg0.train.seed} probes")
     return {"suite": "driving", "quick": quick, "git_sha": meta["git_sha"], "machine": meta["machine"],
             "versions": meta["versions"], "created": meta["created"],
-            "budget": {k: v for k, v in b.items() if k != "overrides"} | {"overrides": b["overrides"] + list(overrides)},
+            "budget": {k: v for k, v in b.items() if k != "overrides"} | {"overrides": [*b["overrides"], *overrides]},
             "camera": {"height": cam.height, "width": cam.width, "focal_px": cam.focal * cam.width,
                        "difficulty_heights_px": probes.difficulty_heights(cam.focal * cam.width)},
             "seeds": {"pretrain": PRETRAIN_SEED, "probe_train": PROBE_SEED, "probe_val": VAL_SEED, "test": TEST_SEED},
