@@ -42,15 +42,16 @@ from its own random stream keyed by the scene's seed, so a seed's trajectories a
 
 from __future__ import annotations
 
-import colorsys
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from openjepa.data import physics_styles
+from openjepa.data.physics_colours import LUMA, ball_colour, luminance, occluder_colour
+
 PROPERTIES = ("gravity", "permanence", "continuity", "solidity", "inertia")
 TEST_SEED = 10**9  # test quadruplet seeds start here; training seeds lie below
-LUMA = np.array([0.299, 0.587, 0.114])
 
 
 @dataclass
@@ -67,42 +68,15 @@ class Scene:
     style: Any = None  # a physics_styles.Style drawn over the colours above; None: the plain look
 
 
-def luminance(c: np.ndarray) -> float:
-    return float(np.asarray(c) @ LUMA)
-
-
-def _colour(rng: np.random.Generator, split: str, avoid: list[np.ndarray], min_diff: float = 0.15) -> np.ndarray:
-    """A saturated ball colour whose hue lies in the split's half of a hue sextant, and whose luminance
-    differs from every colour in `avoid` by at least `min_diff` (so it also shows in grey)."""
-    for i in range(400):
-        sextant = rng.integers(6)
-        half = rng.uniform(0.0, 0.5) + (0.5 if split == "test" else 0.0)
-        h = (sextant + half) / 6.0
-        c = np.array(colorsys.hsv_to_rgb(h, rng.uniform(0.6, 1.0), rng.uniform(0.5, 1.0)))
-        if all(abs(luminance(c) - luminance(a)) >= min_diff * (1 - i / 400) for a in avoid):
-            return c  # the contrast asked for is relaxed gradually when the scene leaves little room
-    return c
-
-
 def _scene_base(rng: np.random.Generator) -> tuple[np.ndarray, float, float, np.ndarray]:
     bg = rng.uniform(0.05, 0.45, 3) if rng.random() < 0.5 else rng.uniform(0.55, 0.95, 3)
     floor_col = np.clip(bg + (0.35 if luminance(bg) < 0.5 else -0.35) * rng.uniform(0.7, 1.0), 0, 1)
     return bg, float(rng.uniform(-0.08, 0.08)), float(rng.uniform(0.08, 0.16)), floor_col
 
 
-def _occ_colour(rng: np.random.Generator, bg: np.ndarray) -> np.ndarray:
-    for _ in range(100):
-        c = rng.uniform(0, 1, 3)
-        if abs(luminance(c) - luminance(bg)) > 0.2:
-            return c
-    return 1.0 - bg
-
-
 def _style(family: str, key: tuple[int, ...], split: str):
     """The physics_styles.Style of `family` for the scene keyed `key` (None for plain): its own random stream, so
     the physics stream (and every trajectory) is the same whatever the family."""
-    from openjepa.data import physics_styles  # imported here: physics_styles builds on this module's colours
-
     return physics_styles.draw_style(family, key, split)
 
 
@@ -196,14 +170,14 @@ def train_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, split
     kind = rng.choice(["throw", "fall", "roll", "collide"], p=[0.35, 0.2, 0.25, 0.2])
     nb = 2 if kind == "collide" else 1
     r = rng.uniform(0.045, 0.075, nb) * ball_scale
-    occ_cols = [_occ_colour(rng, bg) for _ in range(2)]
+    occ_cols = [occluder_colour(rng, bg) for _ in range(2)]
     cols = []
     for _ in range(nb):
-        cols.append(_colour(rng, split, [bg, *occ_cols]))
+        cols.append(ball_colour(rng, split, [bg, *occ_cols]))
     scene = Scene(bg, grad, floor_y, floor_col, r, np.array(cols), style=_style(style, (seed,), split))
     if rng.random() < 0.25:
         scene.walls.append((float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.015, 0.03)),
-                            float(rng.uniform(0.4, 1.0)), _occ_colour(rng, bg)))
+                            float(rng.uniform(0.4, 1.0)), occluder_colour(rng, bg)))
     for k in range(rng.choice(3, p=[0.3, 0.45, 0.25])):
         w = rng.uniform(0.18, 0.32)
         x0 = rng.uniform(0.0, 1.0 - w)
@@ -272,9 +246,9 @@ def occlusion_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, s
     extra draws when 0: the default videos are unchanged). `style`: the look's family (module docstring)."""
     rng = np.random.default_rng([seed, 7])
     bg, grad, floor_y, floor_col = _scene_base(rng)
-    occ_cols = [_occ_colour(rng, bg) for _ in range(2)]
+    occ_cols = [occluder_colour(rng, bg) for _ in range(2)]
     r = float(rng.uniform(0.04, 0.075)) * ball_scale
-    scene = Scene(bg, grad, floor_y, floor_col, np.array([r]), _colour(rng, split, [bg, *occ_cols])[None],
+    scene = Scene(bg, grad, floor_y, floor_col, np.array([r]), ball_colour(rng, split, [bg, *occ_cols])[None],
                   style=_style(style, (seed, 7), split))
     kind = OCCLUSION_KINDS[rng.choice(len(OCCLUSION_KINDS), p=_kind_p(kinds))]
     ground = floor_y + r
@@ -371,8 +345,8 @@ def _roll(x0: float, v: float, T: int, y: float) -> np.ndarray:
 
 def _quad_scene(rng: np.random.Generator, r: float, look=None) -> tuple[Scene, list[np.ndarray]]:
     bg, grad, floor_y, floor_col = _scene_base(rng)
-    occ_cols = [_occ_colour(rng, bg) for _ in range(2)]
-    col = _colour(rng, "test", [bg, *occ_cols])
+    occ_cols = [occluder_colour(rng, bg) for _ in range(2)]
+    col = ball_colour(rng, "test", [bg, *occ_cols])
     return Scene(bg, grad, floor_y, floor_col, np.array([r]), col[None], style=look), occ_cols
 
 

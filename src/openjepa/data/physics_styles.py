@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from openjepa.data.physics import LUMA, _colour, _occ_colour, luminance
+from openjepa.data.physics_colours import LUMA, ball_colour, luminance, occluder_colour
 
 STYLE_FAMILIES = ("plain", "train", "heldout")
 STYLE_STREAM = 31  # appended to a scene's key: the style's random stream, apart from every physics stream
@@ -150,7 +150,7 @@ def shape_sdf(shape: str, dx: np.ndarray, dy: np.ndarray, e: float) -> np.ndarra
     raise ValueError(f"unknown shape {shape!r}")
 
 
-def fill_colour(fill: str, dx: np.ndarray, dy: np.ndarray, e: float, c: np.ndarray, c2: np.ndarray,
+def fillball_colour(fill: str, dx: np.ndarray, dy: np.ndarray, e: float, c: np.ndarray, c2: np.ndarray,
                 px: float) -> np.ndarray:
     """A ball's colour at offsets dx, dy (T, H, W) from its centre -> (T, H, W, 3). The pattern moves with the
     ball (it does not turn: nothing in the physics says how fast a thrown ball spins)."""
@@ -214,7 +214,7 @@ class Style:
             dy = Y[None] - pos[:, b, 1, None, None]
             e = float(scene.ball_r[b]) * self.extent
             alpha = np.clip(-shape_sdf(self.shape, dx, dy, e) / px + 0.5, 0.0, 1.0) * present[:, b, None, None]
-            col = fill_colour(self.fill, dx, dy, e, self.ball_col[b % 2], self.ball_col2[b % 2], px)
+            col = fillball_colour(self.fill, dx, dy, e, self.ball_col[b % 2], self.ball_col2[b % 2], px)
             frames = frames * (1 - alpha[..., None]) + alpha[..., None] * col
         for k, (x0, x1, y0, y1, _) in enumerate(scene.occluders):
             m = (X >= x0) & (X <= x1) & (Y >= y0) & (Y <= y1)
@@ -282,12 +282,12 @@ def draw_style(family: str, key: tuple[int, ...], split: str = "train") -> Style
     floor_c = np.clip(bg + (0.35 if luminance(bg) < 0.5 else -0.35) * rng.uniform(0.7, 1.0), 0, 1)
     background = _look(rng, ids["background"], bg)
     floor = _look(rng, ids["floor"], floor_c)
-    occluders = tuple(_look(rng, ids["occluder"], _occ_colour(rng, bg)) for _ in range(2))
-    wall = _look(rng, ids["wall"], _occ_colour(rng, bg))
+    occluders = tuple(_look(rng, ids["occluder"], occluder_colour(rng, bg)) for _ in range(2))
+    wall = _look(rng, ids["wall"], occluder_colour(rng, bg))
     # the balls must show against the background's two colours and the occluders they pass
     avoid = [background.c1, background.c2, *(o.c1 for o in occluders)]
-    ball_col = np.array([_colour(rng, split, avoid) for _ in range(2)])
-    ball_col2 = np.array([_colour(rng, split, avoid) for _ in range(2)])
+    ball_col = np.array([ball_colour(rng, split, avoid) for _ in range(2)])
+    ball_col2 = np.array([ball_colour(rng, split, avoid) for _ in range(2)])
     shape = ids["shape"][int(rng.integers(len(ids["shape"])))]
     fill = ids["fill"][int(rng.integers(len(ids["fill"])))]
     noise = ids["noise"][int(rng.integers(len(ids["noise"])))]

@@ -1,0 +1,36 @@
+"""Colours of the procedural physics videos, shared by the plain look (data/physics.py) and the style families
+(data/physics_styles.py): luminance, ball colours by train/test hue split, occluder colours."""
+
+from __future__ import annotations
+
+import colorsys
+
+import numpy as np
+
+LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def luminance(c: np.ndarray) -> float:
+    return float(np.asarray(c) @ LUMA)
+
+
+def ball_colour(rng: np.random.Generator, split: str, avoid: list[np.ndarray], min_diff: float = 0.15) -> np.ndarray:
+    """A saturated ball colour whose hue lies in the split's half of a hue sextant, and whose luminance
+    differs from every colour in `avoid` by at least `min_diff` (so it also shows in grey)."""
+    for i in range(400):
+        sextant = rng.integers(6)
+        half = rng.uniform(0.0, 0.5) + (0.5 if split == "test" else 0.0)
+        h = (sextant + half) / 6.0
+        c = np.array(colorsys.hsv_to_rgb(h, rng.uniform(0.6, 1.0), rng.uniform(0.5, 1.0)))
+        if all(abs(luminance(c) - luminance(a)) >= min_diff * (1 - i / 400) for a in avoid):
+            return c  # the contrast asked for is relaxed gradually when the scene leaves little room
+    return c
+
+
+def occluder_colour(rng: np.random.Generator, bg: np.ndarray) -> np.ndarray:
+    """An occluder colour whose luminance differs from the background's by more than 0.2."""
+    for _ in range(100):
+        c = rng.uniform(0, 1, 3)
+        if abs(luminance(c) - luminance(bg)) > 0.2:
+            return c
+    return 1.0 - bg
