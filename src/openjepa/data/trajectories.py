@@ -12,7 +12,8 @@ T = `steps` per episode; episodes are independent (fresh start, same layout samp
 
 Policies (PLDM-style exploration, no reward): `random_walk` keeps a heading and a speed for a while, turns with
 probability `turn_prob` per step, and draws a new heading when a wall stopped it ("bounces"); `uniform` draws
-every action uniformly in the action box.
+every action uniformly in the action box; `push` (manipulation, Push-T) goes behind a random side of the block
+and pushes through it, with random-walk stretches in between (`pos` is then the pusher's position).
 """
 
 from __future__ import annotations
@@ -52,9 +53,39 @@ def random_walk_policy(env, rng: np.random.Generator, turn_prob: float = 0.15):
     return act
 
 
+def push_policy(env, rng: np.random.Generator, random_prob: float = 0.25, segment: tuple[int, int] = (5, 20)):
+    """Manipulation exploration (Push-T): segments of `segment` steps that each pick a random direction and side
+    offset, go behind the block and push through it (`push_action` of envs/pusht.py, at 0.5-1 x max_step); with
+    probability `random_prob` a segment is a random-walk stretch instead, so that free pusher motion is seen too."""
+    from openjepa.data.envs.pusht import push_action
+
+    if not hasattr(env, "block_radius"):
+        raise ValueError(f"policy 'push' needs an env with a block to push (pusht), not {type(env).__name__}")
+    max_step = float(env.action_space.high[0])
+    reach = env.block_radius + env.cfg.agent_radius + 1.0
+    walk = random_walk_policy(env, rng)
+    state = {"left": 0, "walk": False, "dir": np.zeros(2), "offset": 0.0, "speed": max_step, "pushing": False}
+
+    def act(obs, info) -> np.ndarray:
+        if state["left"] <= 0:
+            phi = rng.uniform(-math.pi, math.pi)
+            state.update(left=int(rng.integers(segment[0], segment[1] + 1)), walk=bool(rng.random() < random_prob),
+                         dir=np.array([math.cos(phi), math.sin(phi)]), pushing=False,
+                         offset=float(rng.uniform(-0.6, 0.6) * env.block_radius),
+                         speed=float(rng.uniform(0.5, 1.0) * max_step))
+        state["left"] -= 1
+        if state["walk"]:
+            return walk(obs, info)
+        a, state["pushing"] = push_action(info["pos"], info["block"], state["dir"], state["offset"], reach,
+                                          state["speed"], state["pushing"])
+        return a.astype(np.float32)
+    return act
+
+
 POLICIES = {
     "random_walk": random_walk_policy,
     "uniform": uniform_policy,
+    "push": push_policy,
 }
 
 

@@ -6,11 +6,13 @@ import dataclasses
 import typing
 
 from openjepa.data.envs.four_rooms import FourRoomsConfig, FourRoomsEnv
+from openjepa.data.envs.pusht import PushTConfig, PushTEnv
 from openjepa.data.envs.two_rooms import TwoRoomsConfig, TwoRoomsEnv
 
 ENVS = {
     "two_rooms": (TwoRoomsEnv, TwoRoomsConfig),
     "four_rooms": (FourRoomsEnv, FourRoomsConfig),
+    "pusht": (PushTEnv, PushTConfig),
 }
 
 
