@@ -5,9 +5,12 @@ The table is `size` x `size` pixels (64) closed by a border wall `border` px thi
 `bar_length` x `bar_width` px and a stem `bar_width` px wide and `stem_length` px long; the pusher is a disc of
 radius `agent_radius` px. An action a = (dx, dy) is the pusher's displacement in pixels, its norm clipped to
 `max_step` (2.5 px); the pusher is a kinematic body (infinite mass, as in PushT) moved there over `substeps`
-physics steps of 0.01 s, kept `agent_radius` px inside the border. The table's friction is quasi-static (PushT
-simulates it with zero damping): the block moves only while it is pushed, and its velocity is cleared after every
-env step, so the state (pusher position, block pose) is visible in one frame.
+physics steps of 0.01 s, kept `agent_radius` px inside the border. A push that would press the block into the
+border (or sink the pusher into a block held there) stops for the rest of that step: the infinitely strong
+kinematic pusher would otherwise squeeze the block through the wall, and the block does not slide along the wall
+as a real one might. The table's friction is quasi-static (PushT simulates it with zero damping): the block moves
+only while it is pushed, and its velocity is cleared after every env step, so the state (pusher position, block
+pose) is visible in one frame.
 
 Task (success as DINO-WM scores PushT): the block's centre within `success_pos` px of the goal's and its angle
 within `success_angle` rad (20 degrees) of the goal angle. DINO-WM also counts the pusher in its position error
@@ -148,7 +151,7 @@ class PushTEnv(gym.Env):
         self._bar, self._stem = t_polygons(c)
         self._outline = t_outline(c)
         self.block_radius = float(np.linalg.norm(np.vstack([self._bar, self._stem]), axis=1).max())
-        # sample points (x, y) of every pixel, supersample^2 per pixel: pixel (row r, column q) covers [q, q+1) x [r, r+1)
+        # sample coordinates, supersample per pixel side: pixel (row r, column q) covers [q, q+1) x [r, r+1)
         s = c.supersample
         sub = (np.arange(c.size * s) + 0.5) / s  # (size * s,)
         self._sub = sub
@@ -182,9 +185,9 @@ class PushTEnv(gym.Env):
         for part in parts:
             part.density = 1.0  # by area, so that the centre of gravity is the body origin (the T's centroid)
             part.friction = 1.0
-        space.add(self.agent, disc, self.block, *parts)
         self.block.position = (float(block[0]), float(block[1]))
         self.block.angle = float(block[2])
+        space.add(self.agent, disc, self.block, *parts)  # after placing: adding caches the shapes' world pose
         self._block_shapes = parts
         self.space = space
 
@@ -212,9 +215,11 @@ class PushTEnv(gym.Env):
         for i in range(c.substeps):
             before = (self.agent.position, self.block.position, self.block.angle)
             self.space.step(DT)
-            if self._pressed_into_wall():
-                # an infinitely strong pusher would squeeze the block through the border: the move stops here
+            if self._squeezed():
+                # an infinitely strong pusher would squeeze the block through the border (or sink into a block held
+                # by it): the move stops here
                 self.agent.position, self.block.position, self.block.angle = before
+                self.space.reindex_shapes_for_body(self.block)  # blocked() queries the shapes' cached pose
                 target = self.pos
                 break
         self.agent.velocity = (0.0, 0.0)
@@ -222,20 +227,33 @@ class PushTEnv(gym.Env):
         self.block.velocity = (0.0, 0.0)  # quasi-static: the state is the poses alone
         self.block.angular_velocity = 0.0
 
-    def _pressed_into_wall(self, tol: float = 0.3) -> bool:
-        """Whether a corner of the block lies more than `tol` px inside the border wall."""
+    def _squeezed(self, tol: float = 0.3) -> bool:
+        """Whether a corner of the block lies more than `tol` px inside the border wall, or the pusher deeper in
+        the block than a free push ever takes it (the contact is resolved one physics step late: up to two
+        steps of pusher motion plus `tol`)."""
         c = self.cfg
         corners = rotate(self._outline, self.block.angle) + np.array(self.block.position)
-        return bool((corners < c.border - tol).any() or (corners > c.size - c.border + tol).any())
+        if (corners < c.border - tol).any() or (corners > c.size - c.border + tol).any():
+            return True
+        return self._gap(self.pos) < -self._sink_tol
 
-    def blocked(self, p: np.ndarray) -> bool:
-        """Whether the pusher cannot stand at p = (x, y): in the border or overlapping the block."""
+    @property
+    def _sink_tol(self) -> float:
+        return 2 * self.cfg.max_step / self.cfg.substeps + 0.3
+
+    def blocked(self, p: np.ndarray, clearance: float = 0.5) -> bool:
+        """Whether the pusher cannot stand at p = (x, y): in the border or less than `clearance` px from the block
+        (negative: overlapping it by more than that; a pusher in contact overlaps by the physics' slop)."""
         c = self.cfg
         lo, hi = c.border + c.agent_radius, c.size - c.border - c.agent_radius
         if not (lo <= p[0] <= hi and lo <= p[1] <= hi):
             return True
+        return self._gap(p) < clearance
+
+    def _gap(self, p: np.ndarray) -> float:
+        """Distance (px) between a pusher at p and the block; negative where they overlap."""
         q = (float(p[0]), float(p[1]))
-        return min(s.point_query(q).distance for s in self._block_shapes) < c.agent_radius + 0.5
+        return min(s.point_query(q).distance for s in self._block_shapes) - self.cfg.agent_radius
 
     # --- gymnasium API ----------------------------------------------------------------------------------
     def _random_block(self) -> np.ndarray:
@@ -281,7 +299,7 @@ class PushTEnv(gym.Env):
             raise ValueError(f"reset: block must be (x, y, angle), got {block.tolist()}")
         self._build(np.array([c.size / 2, c.size / 2]), block)
         agent = np.asarray(options["start"], np.float64) if "start" in options else self._random_agent()
-        if agent.shape != (2,) or self.blocked(agent):
+        if agent.shape != (2,) or self.blocked(agent, clearance=-self._sink_tol - 0.1):
             raise ValueError(f"reset: start {agent.tolist()} is not a free pusher position")
         goal_agent = agent
         if "goal" in options:
