@@ -469,7 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, metavar="DIR")
     c.add_argument("--steps", type=int, default=16, help="actions per episode (T; default 16, PLDM's 17 frames; "
                    "a preset needs >= (world.frames - 1) * world.frameskip: 80 for world_model_two_rooms)")
-    c.add_argument("--policy", default="random_walk", help="random_walk (default; PLDM-style) | uniform")
+    c.add_argument("--policy", default="random_walk", help="random_walk (default; PLDM-style) | uniform | push "
+                   "(pusht: go behind the block and push it)")
     c.add_argument("--seed", type=int, default=0)
     c.set_defaults(func=cmd_data_collect)
     dd = dsub.add_parser("driving", help="render driving drives with ground truth as a KITTI odometry tree",
