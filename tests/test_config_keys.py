@@ -56,7 +56,7 @@ VALUE = {
     "video.clip_frames": 24,
     "world.predictor": "transformer", "world.cond": "tokens", "world.action_dim": 3, "world.frames": 25,
     "world.frameskip": 2, "world.rollout": 4, "world.tf_weight": 0.5, "world.rollout_weight": 0.5,
-    "world.smooth_weight": 0.5, "world.idm_weight": 0.0, "world.target_stopgrad": True,
+    "world.smooth_weight": 0.5, "world.idm_weight": 0.0, "world.target_stopgrad": True, "world.center_reg": True,
 }
 # keys whose VALUE would trip a different key's check under a method's BASE
 OTHER = {
@@ -101,7 +101,7 @@ _VIDEO = tuple(f"video.{k}" for k in ("frames", "tubelet", "context_frames", "ma
                                       "physics_videos", "physics_frames", "physics_seed", "physics_occlusion",
                                       "physics_ball_scale", "physics_kinds", "physics_swap", "physics_style"))
 _WORLD = tuple(f"world.{k}" for k in ("predictor", "cond", "action_dim", "frames", "frameskip", "rollout",
-                                      "tf_weight", "rollout_weight", "smooth_weight", "idm_weight"))
+                                      "tf_weight", "rollout_weight", "smooth_weight", "idm_weight", "center_reg"))
 _EMA = ("optim.ema_start", "optim.ema_end")
 
 # what each method's code path reads (grep: masked_batch reads data.crop_scale/flip; build_predictor the pred_*;

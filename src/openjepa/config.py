@@ -381,6 +381,9 @@ class WorldConfig:
     smooth_weight: float = 0.0  # temporal smoothness: mean |s_{t+1} - s_t|^2 (PLDM)
     idm_weight: float = 1.0  # inverse dynamics: predict a_t from (s_t, s_{t+1}) (PLDM)
     target_stopgrad: bool = False  # without EMA: stop the gradient through target latents (PLDM/LeWM: false)
+    # regularise window-centred latents (each frame's minus its window's mean): what stays put over a window (a
+    # random layout) cannot meet the variance target, so the agent, which moves, must be encoded
+    center_reg: bool = False
 
     def __post_init__(self) -> None:
         _check(self.predictor in WORLD_PREDICTORS, "world.predictor",

@@ -150,7 +150,8 @@ class WorldModel(TargetEncoder):
             idm = idm_loss(self.idm, s, a)
             loss = loss + w.idm_weight * idm
             logs["idm"] = idm.item()
-        loss, reg_logs = add_regulariser(loss, s.transpose(0, 1), self.cfg.reg, int(batch["seed"]))  # (F, B, D)
+        reg_in = s - s.mean(1, keepdim=True) if w.center_reg else s  # (B, F, D)
+        loss, reg_logs = add_regulariser(loss, reg_in.transpose(0, 1), self.cfg.reg, int(batch["seed"]))  # (F, B, D)
         logs["latent_std"] = s.float().std(0).mean().item()
         return loss, logs | reg_logs
 
