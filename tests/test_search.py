@@ -97,3 +97,26 @@ def test_search_with_a_perfect_model_reaches_goals_behind_walls_in_unseen_layout
         wins.append(res.success[0])
         assert env.room(res.paths[0][0]) != env.room(env.goal)  # the goal really was behind the wall
     assert all(wins), wins
+
+
+class WallBlindOracle(EnvOracle):
+    """Right about motion, blind to walls: it imagines every move through them (a model that misreads a layout)."""
+
+    def imagine(self, s0, a):
+        return s0[:, None] + (self.action_repeat * a).cumsum(1)
+
+
+def test_surprise_memory_gets_a_wall_blind_model_through_the_door():
+    """Without memory the plan runs into the wall and repeats forever; remembering the moves that did not go as
+    imagined (blocked, or sliding back and forth) makes the search try the others until it finds the door."""
+    from openjepa.data.envs import make_env
+    from openjepa.planning.mpc import run_mpc
+    from openjepa.planning.run import build_planner
+
+    env = make_env("two_rooms", layout="heldout")
+    outcomes = {}
+    for remember in (False, True):
+        planner = build_planner("search", env, horizon=16)
+        planner.remember = remember
+        outcomes[remember] = [run_mpc(WallBlindOracle(env), [env], [s], planner).success[0] for s in range(6)]
+    assert all(outcomes[True]) and sum(outcomes[False]) <= 3, outcomes  # without: only where the door is on the way

@@ -103,6 +103,8 @@ def run_mpc(model, envs: list, seeds: list[int], planner, replan_every: int = 1,
     A = envs[0].action_space.shape[0]
     repeat = getattr(model, "action_repeat", 1)  # env steps per planned action
     warm = torch.zeros(E, planner.horizon, A)
+    if isinstance(planner, GraphSearch):
+        planner.reset()  # its memory of blocked moves belongs to these episodes
     plan_seconds, executed, replans = 0.0, 0, 0
     t = 0
     while t < limit and not all(done):
@@ -110,7 +112,7 @@ def run_mpc(model, envs: list, seeds: list[int], planner, replan_every: int = 1,
         t0 = time.perf_counter()
         s0 = model.encode_state(obs_tensor([obs[e] for e in live]))  # (L, D)
         if isinstance(planner, GraphSearch):
-            plan, _ = planner.plan(model_step(model), s0, s_goal[live])  # (L, H, A)
+            plan, _ = planner.plan(model_step(model), s0, s_goal[live], keys=live)  # (L, H, A)
         else:
             plan, _ = planner.plan(latent_cost(model, s0, s_goal[live], cost), batch=len(live),
                                    init_mean=warm[live], generator=generator)  # (L, H, A)
