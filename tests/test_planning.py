@@ -160,9 +160,9 @@ def test_bench_planning_writes_rows_and_figures(tmp_path, monkeypatch, capsys, o
                                                                          "--world.rollout=4", "--data.batch_size=8"],
                                             "episodes": 2, "samples": 8, "iters": 1, "horizon": 4, "max_steps": 3})
     monkeypatch.setattr(planning, "MODELS", {
-        "two_rooms_doors": ("two_rooms", ["--env.door_y_range=[20,44]"],
-                            {"train": [], "unseen_door_y12": ["--env.door_y=12"]}),
-        "four_rooms": ("four_rooms", [], {"train": []})})
+        "two_rooms_doors": ("world_model_two_rooms", "two_rooms", ["--env.door_y_range=[20,44]"],
+                            {"train": [], "unseen_door_y12": ["--env.door_y=12"]}, ("cem", "mppi")),
+        "four_rooms": ("world_model_four_rooms", "four_rooms", [], {"train": []}, ("cem", "mppi"))})
     out = tmp_path / "planning.json"
     assert main(["bench", "planning", "--quick", "--out", str(out), "--workdir", str(tmp_path / "w"),
                  "--train.precision=fp32", "--model.dim=16", "--model.pred_dim=16"]) == 0

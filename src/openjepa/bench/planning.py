@@ -36,26 +36,34 @@ from openjepa.train.loop import stop_if_unfinished, train
 from openjepa.train.run import find_preset, provenance
 from openjepa.validate import resolve_config
 
-# model name -> (env, env overrides of its training data, {layout name: env overrides of the test episodes}).
-# "two_rooms" trains on the PLDM layout (door at row 32) and tests there and on layouts it never saw;
-# "two_rooms_doors" trains on per-episode doors in rows 20-44 and tests inside that range (row 32) and outside it
-# (rows 12 and 52, and the wall moved to column 24).
+# model name -> (preset, env, env overrides of its training data, {layout name: env overrides of the test
+# episodes}, planners). "two_rooms" trains on the PLDM layout (door at row 32) and tests there and on layouts it
+# never saw; "two_rooms_doors" trains on per-episode doors in rows 20-44 and tests inside that range (row 32) and
+# outside it (rows 12 and 52, and the wall moved to column 24); "two_rooms_any" (the layout-general preset) trains
+# on random layouts of the "train" split and tests on fresh "train" layouts, on "heldout" layouts (a wall column,
+# width, door row or size no training layout has) and on the PLDM layout (its wall column is held out).
+SAMPLING = ("cem", "mppi")
 MODELS = {
-    "two_rooms": ("two_rooms", [], {
+    "two_rooms": ("world_model_two_rooms", "two_rooms", [], {
         "train": [],
         "unseen_door_y20": ["--env.door_y=20"],
         "unseen_wall_x24_door_y44": ["--env.wall_x=24", "--env.door_y=44"],
-    }),
-    "two_rooms_doors": ("two_rooms", ["--env.door_y_range=[20,44]"], {
+    }, SAMPLING),
+    "two_rooms_doors": ("world_model_two_rooms", "two_rooms", ["--env.door_y_range=[20,44]"], {
         "train_door_y32": ["--env.door_y=32"],
         "unseen_door_y12": ["--env.door_y=12"],
         "unseen_door_y52": ["--env.door_y=52"],
         "unseen_wall_x24_door_y32": ["--env.wall_x=24", "--env.door_y=32"],
-    }),
-    "four_rooms": ("four_rooms", [], {
+    }, SAMPLING),
+    "two_rooms_any": ("world_model_two_rooms_any", "two_rooms", ["--env.layout=train"], {
+        "train_layouts": ["--env.layout=train"],
+        "heldout_layouts": ["--env.layout=heldout"],
+        "pldm_layout": [],
+    }, ("mppi", "search")),  # CEM plans like MPPI on this cost and doubles the time of a map model's rows
+    "four_rooms": ("world_model_four_rooms", "four_rooms", [], {
         "train": [],
         "unseen_doors_moved": ["--env.door_up_y=10", "--env.door_right_x=54"],
-    }),
+    }, SAMPLING),
 }
 FULL = {"episodes_data": 3000, "train": [], "episodes": 50, "samples": 100, "iters": 5, "horizon": 16,
         "max_steps": 0}  # 0: the env's own limit (200 Two-Rooms, 300 Four-Rooms)
@@ -63,16 +71,27 @@ QUICK = {"episodes_data": 300, "train": ["--train.steps=60", "--train.monitor_ev
          "episodes": 4, "samples": 48, "iters": 3, "horizon": 8, "max_steps": 40}
 
 
-def run_planning(quick: bool, workdir: Path, overrides: list[str], out: Path) -> dict[str, Any]:
+def run_planning(quick: bool, workdir: Path, overrides: list[str], out: Path,
+                 only: list[str] | None = None) -> dict[str, Any]:
+    """Every model of MODELS, or the `only` ones (their data and runs are made afresh)."""
+    unknown = sorted(set(only or ()) - set(MODELS))
+    if unknown:
+        raise ValueError(f"bench planning --only: unknown model(s) {unknown}; choose from {sorted(MODELS)}")
     suite_dir = Path(workdir) / ("planning_quick" if quick else "planning")
-    if suite_dir.exists():
+    for name in only or ():
+        for sub in (suite_dir / f"data_{name}", suite_dir / f"wm_{name}"):
+            if sub.exists():
+                shutil.rmtree(sub)
+    if suite_dir.exists() and not only:
         shutil.rmtree(suite_dir)
     b = QUICK if quick else FULL
     meta = provenance()
     rows, configs, figures = [], {}, []
-    for name, (env_name, data_env, layouts) in MODELS.items():
+    for name, (preset, env_name, data_env, layouts, planners) in MODELS.items():
+        if only and name not in only:
+            continue
         data = suite_dir / f"data_{name}"
-        cfg = resolve_config(load_config(find_preset(f"world_model_{env_name}"),
+        cfg = resolve_config(load_config(find_preset(preset),
                                          [f"--data.path={data}", "--train.progress=false", *b["train"], *overrides]))
         steps = (cfg.world.frames - 1) * cfg.world.frameskip  # env steps per episode: one training window
         t0 = time.time()
@@ -95,7 +114,7 @@ def run_planning(quick: bool, workdir: Path, overrides: list[str], out: Path) ->
             rows.append({"model": name, "env": env_name, "layout": layout, "planner": "random", "episodes": rnd["episodes"],
                          "success_rate": rnd["success_rate"], "mean_final_distance": rnd["mean_final_distance"],
                          "seconds_per_step": 0.0, "train_seconds": train_seconds})
-            for planner in ("cem", "mppi"):
+            for planner in planners:
                 pic = Path(out).with_name(f"{Path(out).stem}_{name}_{layout}_{planner}.png")
                 t0 = time.time()
                 r = plan_episodes(run_dir, env_name, env_over + lay_over, planner=planner, episodes=b["episodes"],
@@ -120,4 +139,4 @@ def run_planning(quick: bool, workdir: Path, overrides: list[str], out: Path) ->
         figures.append(str(fig))
     return {"suite": "planning", "quick": quick, "git_sha": meta["git_sha"], "machine": meta["machine"],
             "versions": meta["versions"], "created": meta["created"], "budget": b, "configs": configs,
-            "rows": rows, "figures": figures}
+            "only": only, "rows": rows, "figures": figures}
