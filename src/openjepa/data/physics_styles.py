@@ -150,7 +150,7 @@ def shape_sdf(shape: str, dx: np.ndarray, dy: np.ndarray, e: float) -> np.ndarra
     raise ValueError(f"unknown shape {shape!r}")
 
 
-def fillball_colour(fill: str, dx: np.ndarray, dy: np.ndarray, e: float, c: np.ndarray, c2: np.ndarray,
+def fill_colour(fill: str, dx: np.ndarray, dy: np.ndarray, e: float, c: np.ndarray, c2: np.ndarray,
                 px: float) -> np.ndarray:
     """A ball's colour at offsets dx, dy (T, H, W) from its centre -> (T, H, W, 3). The pattern moves with the
     ball (it does not turn: nothing in the physics says how fast a thrown ball spins)."""
@@ -214,7 +214,7 @@ class Style:
             dy = Y[None] - pos[:, b, 1, None, None]
             e = float(scene.ball_r[b]) * self.extent
             alpha = np.clip(-shape_sdf(self.shape, dx, dy, e) / px + 0.5, 0.0, 1.0) * present[:, b, None, None]
-            col = fillball_colour(self.fill, dx, dy, e, self.ball_col[b % 2], self.ball_col2[b % 2], px)
+            col = fill_colour(self.fill, dx, dy, e, self.ball_col[b % 2], self.ball_col2[b % 2], px)
             frames = frames * (1 - alpha[..., None]) + alpha[..., None] * col
         for k, (x0, x1, y0, y1, _) in enumerate(scene.occluders):
             m = (X >= x0) & (X <= x1) & (Y >= y0) & (Y <= y1)
@@ -271,7 +271,7 @@ def _look(rng: np.random.Generator, kinds: tuple[str, ...], c1: np.ndarray) -> L
 def draw_style(family: str, key: tuple[int, ...], split: str = "train") -> Style | None:
     """The style of `family` for the scene keyed `key` (e.g. (seed,) or (seed, property)): None for plain. Drawn from
     default_rng([*key, STYLE_STREAM]) alone, the same number of draws whatever the scene holds, so it never touches
-    (or depends on) the physics. Ball hues from `split`'s halves of the hue sextants (physics._colour)."""
+    (or depends on) the physics. Ball hues from `split`'s halves of the hue sextants (physics_colours.ball_colour)."""
     if family not in STYLE_FAMILIES:
         raise ValueError(f"unknown physics style {family!r}; choose from {', '.join(STYLE_FAMILIES)}")
     if family == "plain":
