@@ -191,3 +191,21 @@ def test_latent_map_world_model_needs_its_pair_and_trains(tmp_path):
     model, _ = load_world_model(tmp_path / "run")
     s = model.encode_state(torch.zeros(2, 1, 65, 65))
     assert s.shape == (2, 4 * 16 * 16) and model.imagine(s, torch.zeros(2, 5, 2)).shape == (2, 5, 4 * 16 * 16)
+
+
+def test_layout_general_preset_trains_five_steps_on_random_layouts(tmp_path, one_thread):
+    from openjepa.config import load_config
+    from openjepa.data.trajectories import collect
+    from openjepa.train.loop import train
+    from openjepa.train.run import find_preset
+    from openjepa.validate import check_config
+
+    data = collect("two_rooms", episodes=8, steps=80, out=tmp_path / "d", seed=0, progress=False,
+                   env_kwargs={"layout": "train"})
+    cfg = load_config(find_preset("world_model_two_rooms_any"),
+                      [f"--data.path={data}", "--data.batch_size=4", "--train.steps=5", "--train.monitor_every=0",
+                       "--train.progress=false", "--train.precision=fp32"])
+    check_config(cfg)
+    assert cfg.model.encoder == "cnn_map" and cfg.world.predictor == "conv" and cfg.world.center_reg
+    summary = train(cfg, tmp_path / "run", log=lambda *a: None)
+    assert summary["finished"] and (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
