@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from openjepa.data import physics_styles
-from openjepa.data.physics_colours import LUMA, ball_colour, luminance, occluder_colour
+from openjepa.data.physics_colours import LUMA, background_colours, ball_colour, occluder_colour
 
 PROPERTIES = ("gravity", "permanence", "continuity", "solidity", "inertia")
 TEST_SEED = 10**9  # test quadruplet seeds start here; training seeds lie below
@@ -69,15 +69,8 @@ class Scene:
 
 
 def _scene_base(rng: np.random.Generator) -> tuple[np.ndarray, float, float, np.ndarray]:
-    bg = rng.uniform(0.05, 0.45, 3) if rng.random() < 0.5 else rng.uniform(0.55, 0.95, 3)
-    floor_col = np.clip(bg + (0.35 if luminance(bg) < 0.5 else -0.35) * rng.uniform(0.7, 1.0), 0, 1)
+    bg, floor_col = background_colours(rng)
     return bg, float(rng.uniform(-0.08, 0.08)), float(rng.uniform(0.08, 0.16)), floor_col
-
-
-def _style(family: str, key: tuple[int, ...], split: str):
-    """The physics_styles.Style of `family` for the scene keyed `key` (None for plain): its own random stream, so
-    the physics stream (and every trajectory) is the same whatever the family."""
-    return physics_styles.draw_style(family, key, split)
 
 
 # ----------------------------------------------------------------------------------------------- rendering
@@ -174,7 +167,8 @@ def train_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, split
     cols = []
     for _ in range(nb):
         cols.append(ball_colour(rng, split, [bg, *occ_cols]))
-    scene = Scene(bg, grad, floor_y, floor_col, r, np.array(cols), style=_style(style, (seed,), split))
+    scene = Scene(bg, grad, floor_y, floor_col, r, np.array(cols),
+                  style=physics_styles.draw_style(style, (seed,), split))
     if rng.random() < 0.25:
         scene.walls.append((float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.015, 0.03)),
                             float(rng.uniform(0.4, 1.0)), occluder_colour(rng, bg)))
@@ -249,7 +243,7 @@ def occlusion_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, s
     occ_cols = [occluder_colour(rng, bg) for _ in range(2)]
     r = float(rng.uniform(0.04, 0.075)) * ball_scale
     scene = Scene(bg, grad, floor_y, floor_col, np.array([r]), ball_colour(rng, split, [bg, *occ_cols])[None],
-                  style=_style(style, (seed, 7), split))
+                  style=physics_styles.draw_style(style, (seed, 7), split))
     kind = OCCLUSION_KINDS[rng.choice(len(OCCLUSION_KINDS), p=_kind_p(kinds))]
     ground = floor_y + r
     g = float(rng.uniform(0.004, 0.009))
@@ -433,7 +427,7 @@ def make_quadruplet(prop: str, seed: int, T: int = 32, size: int = 32, channels:
     if prop not in PROPERTIES:
         raise ValueError(f"unknown property {prop!r}; choose from {PROPERTIES}")
     rng = np.random.default_rng([seed, PROPERTIES.index(prop)])
-    look = _style(style, (seed, PROPERTIES.index(prop)), "test")
+    look = physics_styles.draw_style(style, (seed, PROPERTIES.index(prop)), "test")
     for _ in range(100):
         got = _try_quadruplet(prop, rng, T, size, channels, ball_scale, look)
         if got is None:

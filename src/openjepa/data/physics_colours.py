@@ -1,5 +1,6 @@
 """Colours of the procedural physics videos, shared by the plain look (data/physics.py) and the style families
-(data/physics_styles.py): luminance, ball colours by train/test hue split, occluder colours."""
+(data/physics_styles.py): luminance, background and floor colours, ball colours by train/test hue split, occluder
+colours."""
 
 from __future__ import annotations
 
@@ -12,6 +13,13 @@ LUMA = np.array([0.299, 0.587, 0.114])
 
 def luminance(c: np.ndarray) -> float:
     return float(np.asarray(c) @ LUMA)
+
+
+def background_colours(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A dark or light background colour and a floor colour a clear luminance step from it -> (bg (3,), floor (3,))."""
+    bg = rng.uniform(0.05, 0.45, 3) if rng.random() < 0.5 else rng.uniform(0.55, 0.95, 3)
+    floor = np.clip(bg + (0.35 if luminance(bg) < 0.5 else -0.35) * rng.uniform(0.7, 1.0), 0, 1)
+    return bg, floor
 
 
 def ball_colour(rng: np.random.Generator, split: str, avoid: list[np.ndarray], min_diff: float = 0.15) -> np.ndarray:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from openjepa.data.physics_colours import LUMA, ball_colour, luminance, occluder_colour
+from openjepa.data.physics_colours import LUMA, background_colours, ball_colour, luminance, occluder_colour
 
 STYLE_FAMILIES = ("plain", "train", "heldout")
 STYLE_STREAM = 31  # appended to a scene's key: the style's random stream, apart from every physics stream
@@ -278,8 +278,7 @@ def draw_style(family: str, key: tuple[int, ...], split: str = "train") -> Style
         return None
     ids = FAMILIES[family]
     rng = np.random.default_rng([*key, STYLE_STREAM])
-    bg = rng.uniform(0.05, 0.45, 3) if rng.random() < 0.5 else rng.uniform(0.55, 0.95, 3)
-    floor_c = np.clip(bg + (0.35 if luminance(bg) < 0.5 else -0.35) * rng.uniform(0.7, 1.0), 0, 1)
+    bg, floor_c = background_colours(rng)
     background = _look(rng, ids["background"], bg)
     floor = _look(rng, ids["floor"], floor_c)
     occluders = tuple(_look(rng, ids["occluder"], occluder_colour(rng, bg)) for _ in range(2))
