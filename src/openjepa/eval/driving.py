@@ -40,6 +40,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from openjepa.data.driving.render import pose_matrix
+
 KITTI_FOCAL = 721.5377  # px: P2[0, 0] of KITTI's colour camera; KITTI's difficulty heights are at this focal
 # KITTI object benchmark levels: least box height (px at KITTI_FOCAL), most occlusion level, most truncation
 DIFFICULTY = {"easy": (40.0, 0, 0.15), "moderate": (25.0, 1, 0.30), "hard": (25.0, 2, 0.50)}
@@ -150,9 +152,7 @@ def integrate(motion: np.ndarray, start: np.ndarray | None = None) -> np.ndarray
     """Chain relative motions (k, 3) into k + 1 camera-to-world poses (k + 1, 4, 4), the first = start (identity)."""
     poses = [np.eye(4) if start is None else np.asarray(start, dtype=np.float64)]
     for dx, dz, dyaw in motion:
-        c, s = np.cos(dyaw), np.sin(dyaw)
-        step = np.array([[c, 0, s, dx], [0, 1, 0, 0], [-s, 0, c, dz], [0, 0, 0, 1.0]])
-        poses.append(poses[-1] @ step)
+        poses.append(poses[-1] @ pose_matrix(dx, dz, dyaw))
     return np.stack(poses)
 
 
@@ -296,8 +296,8 @@ def average_precision(dets: list[tuple[np.ndarray, np.ndarray]], gts: list[dict[
     """KITTI AP (R40) at IoU `iou` of one difficulty level. gts: per frame {"box2d" (k, 4), "occluded" (k,),
     "truncated" (k,)}. Ground truth outside the level is ignored, as are detections matched to it and unmatched
     detections shorter than the level's least height; NaN when the level has no ground truth."""
-    min_h, max_occ, max_trunc = DIFFICULTY[level]
-    min_h = min_h * focal / KITTI_FOCAL
+    _, max_occ, max_trunc = DIFFICULTY[level]
+    min_h = difficulty_heights(focal)[level]
     scores, tps, n_pos = [], [], 0
     for (boxes, sc), g in zip(dets, gts):
         gb = np.asarray(g["box2d"], dtype=np.float64).reshape(-1, 4)
