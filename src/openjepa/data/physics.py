@@ -95,11 +95,9 @@ def render(scene: Scene, pos: np.ndarray, present: np.ndarray, size: int = 32, c
         d = np.hypot(X[None] - pos[:, b, 0, None, None], Y[None] - pos[:, b, 1, None, None])  # (T, H, W)
         alpha = np.clip((scene.ball_r[b] - d) / px + 0.5, 0.0, 1.0) * present[:, b, None, None]
         frames = frames * (1 - alpha[..., None]) + alpha[..., None] * scene.ball_col[b]
-    front = np.zeros((size, size), bool)
     for x0, x1, y0, y1, col in scene.occluders:
         m = (X >= x0) & (X <= x1) & (Y >= y0) & (Y <= y1)
         frames[:, m] = col
-        front |= m
     frames[:, Y <= scene.floor_y] = scene.floor_col
     frames = np.clip(frames, 0.0, 1.0)
     if channels == 1:
