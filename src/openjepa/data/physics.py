@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from openjepa.data import physics_styles
-from openjepa.data.physics_colours import LUMA, background_colours, ball_colour, occluder_colour
+from openjepa.data.physics_colours import background_colours, ball_colour, occluder_colour, pixel_grid, to_uint8
 
 PROPERTIES = ("gravity", "permanence", "continuity", "solidity", "inertia")
 TEST_SEED = 10**9  # test quadruplet seeds start here; training seeds lie below
@@ -82,10 +82,7 @@ def render(scene: Scene, pos: np.ndarray, present: np.ndarray, size: int = 32, c
     if scene.style is not None:
         return scene.style.render(scene, pos, present, size, channels)
     T, nb = present.shape
-    px = 1.0 / size
-    centres = (np.arange(size) + 0.5) * px
-    X = centres[None, :].repeat(size, 0)  # (H, W)
-    Y = (1.0 - centres)[:, None].repeat(size, 1)  # row 0 is the top
+    px, X, Y = pixel_grid(size)  # X, Y (H, W): pixel centres in world units
     base = scene.bg[None, None, :] + scene.bg_grad * (2 * Y[..., None] - 1)  # (H, W, 3)
     for xc, hw, top, col in scene.walls:
         m = (np.abs(X - xc) <= hw) & (Y <= top)
@@ -100,11 +97,7 @@ def render(scene: Scene, pos: np.ndarray, present: np.ndarray, size: int = 32, c
         frames[:, m] = col
     frames[:, Y <= scene.floor_y] = scene.floor_col
     frames = np.clip(frames, 0.0, 1.0)
-    if channels == 1:
-        frames = frames @ LUMA[:, None]  # (T, H, W, 1)
-    elif channels != 3:
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
-    return np.round(frames * 255).astype(np.uint8)
+    return to_uint8(frames, channels)
 
 
 # ------------------------------------------------------------------------------------------------ dynamics

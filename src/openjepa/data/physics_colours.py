@@ -1,6 +1,6 @@
 """Colours of the procedural physics videos, shared by the plain look (data/physics.py) and the style families
 (data/physics_styles.py): luminance, background and floor colours, ball colours by train/test hue split, occluder
-colours."""
+colours; and what both renderers share: the pixel grid in world units and the float RGB -> uint8 grey or RGB step."""
 
 from __future__ import annotations
 
@@ -42,3 +42,21 @@ def occluder_colour(rng: np.random.Generator, bg: np.ndarray) -> np.ndarray:
         if abs(luminance(c) - luminance(bg)) > 0.2:
             return c
     return 1.0 - bg
+
+
+def pixel_grid(size: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """A size x size frame over the unit square -> (pixel side px, X, Y (H, W) pixel centres: x right, y up)."""
+    px = 1.0 / size
+    centres = (np.arange(size) + 0.5) * px
+    X = centres[None, :].repeat(size, 0)  # (H, W)
+    Y = (1.0 - centres)[:, None].repeat(size, 1)  # row 0 is the top
+    return px, X, Y
+
+
+def to_uint8(frames: np.ndarray, channels: int) -> np.ndarray:
+    """RGB frames (T, H, W, 3) in [0, 1] -> uint8 (T, H, W, channels); grey (1) is the luminance (LUMA)."""
+    if channels == 1:
+        frames = frames @ LUMA[:, None]  # (T, H, W, 1)
+    elif channels != 3:
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    return np.round(frames * 255).astype(np.uint8)

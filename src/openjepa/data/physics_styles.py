@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from openjepa.data.physics_colours import LUMA, background_colours, ball_colour, luminance, occluder_colour
+from openjepa.data.physics_colours import (background_colours, ball_colour, luminance, occluder_colour, pixel_grid,
+                                            to_uint8)
 
 STYLE_FAMILIES = ("plain", "train", "heldout")
 STYLE_STREAM = 31  # appended to a scene's key: the style's random stream, apart from every physics stream
@@ -198,10 +199,7 @@ class Style:
         Draw order as physics.render (background, walls, balls, occluders, floor), then contrast and brightness,
         then the frame's sensor noise."""
         T, nb = present.shape
-        px = 1.0 / size
-        centres = (np.arange(size) + 0.5) * px
-        X = centres[None, :].repeat(size, 0)  # (H, W)
-        Y = (1.0 - centres)[:, None].repeat(size, 1)  # row 0 is the top
+        px, X, Y = pixel_grid(size)  # X, Y (H, W): pixel centres in world units
         base = self.background.paint(X, Y)  # (H, W, 3)
         if scene.walls:
             wall = self.wall.paint(X, Y)
@@ -229,11 +227,7 @@ class Style:
                     frames[t] = frames[t] * (1 + r.uniform(-FLICKER, FLICKER))
                 frames[t] += self.sigma * r.standard_normal((size, size, 3))
         frames = np.clip(frames, 0.0, 1.0)
-        if channels == 1:
-            frames = frames @ LUMA[:, None]  # (T, H, W, 1)
-        elif channels != 3:
-            raise ValueError(f"channels must be 1 or 3, got {channels}")
-        return np.round(frames * 255).astype(np.uint8)
+        return to_uint8(frames, channels)
 
 
 def _contrasting(rng: np.random.Generator, c: np.ndarray, lo: float, hi: float) -> np.ndarray:
