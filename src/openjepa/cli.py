@@ -228,17 +228,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     name = f"{args.suite}{'_styles' if args.styles else ''}{'_quick' if args.quick else ''}"  # --styles: its own file
     out = Path(args.out) if args.out else Path(args.workdir) / f"{name}.json"
     extra = {}
-    # suite-specific options: (flag, value given, the suite it belongs to, least value or None)
-    for flag, value, suite, least in (("--only", args.only or None, ("throughput", "planning"), None),
-                                      ("--reuse", args.reuse or None, "physics", None),
-                                      ("--jobs", args.jobs, "physics", 1), ("--n-quads", args.n_quads, "physics", 1),
-                                      ("--styles", args.styles or None, "physics", None),
-                                      ("--heldout", args.heldout or None, "physics", None)):
+    # suite-specific options: (flag, value given, the suites it belongs to, least value or None)
+    physics = ("physics",)
+    for flag, value, suites, least in (("--only", args.only or None, ("throughput", "planning"), None),
+                                       ("--reuse", args.reuse or None, physics, None),
+                                       ("--jobs", args.jobs, physics, 1), ("--n-quads", args.n_quads, physics, 1),
+                                       ("--styles", args.styles or None, physics, None),
+                                       ("--heldout", args.heldout or None, physics, None)):
         if value is None:
             continue
-        if args.suite not in ((suite,) if isinstance(suite, str) else suite):
-            raise ValueError(f"{flag} applies to the {' and '.join((suite,) if isinstance(suite, str) else suite)} "
-                             f"suite{'' if isinstance(suite, str) else 's'}")
+        if args.suite not in suites:
+            raise ValueError(f"{flag} applies to the {' and '.join(suites)} suite{'s' if len(suites) > 1 else ''}")
         if least is not None and value < least:
             raise ValueError(f"{flag} must be at least {least}, got {value}")
         extra[flag.lstrip("-").replace("-", "_")] = value.split(",") if flag == "--only" else value
@@ -438,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "Each trained model's row names its checkpoint(s) under --workdir.")
     b.add_argument("suite", choices=sorted(SUITES))
     b.add_argument("--quick", action="store_true", help="a small version that finishes in minutes (all rows)")
-    b.add_argument("--out", help="result file (default WORKDIR/SUITE[_quick].json)")
+    b.add_argument("--out", help="result file (default WORKDIR/SUITE[_styles][_quick].json)")
     b.add_argument("--workdir", default="bench_work", help="where runs and checkpoints go (default bench_work)")
     b.add_argument("--only", metavar="ROW[,ROW]", help="throughput: run only these configs (e.g. ijepa_vits_gpu); "
                    "planning: only these models (e.g. two_rooms_any)")
