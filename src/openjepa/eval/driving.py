@@ -12,7 +12,7 @@ are only scored.
   Monodepth2 (Godard et al. 2019): valid pixels are those with ground truth in (min_depth, max_depth) (the sky
   and anything at or past 80 m have none, as in KITTI's depth maps), predictions clipped to [min_depth,
   max_depth], no median scaling (the depth is metric): AbsRel, SqRel, RMSE, delta < 1.25.
-- ego-motion (`pair_features`, `fit_ridge`, `relative_motion`, `integrate`, `odometry_errors`): the tokens of
+- ego-motion (`pair_features`, `fit_ridges`, `relative_motion`, `integrate`, `odometry_errors`): the tokens of
   two frames, each average-pooled to a coarse grid (at most 4 x 4) and concatenated, -> ridge regression of the
   relative pose (dx, dz, dyaw) of the later camera in the earlier one's frame. The predicted steps of a held-out
   drive are chained into a trajectory and scored as KITTI's odometry devkit does: for start frames one second
@@ -64,19 +64,24 @@ class Ridge:
         return ((x.double() - self.mu) / self.sd) @ self.w + self.b
 
 
-def fit_ridge(x: torch.Tensor, y: torch.Tensor, lam: float) -> Ridge:
-    """Ridge regression on standardised features with L2 strength lam * rows (primal or dual, whichever system is
-    smaller): x (n, d), y (n, k)."""
+def fit_ridges(x: torch.Tensor, y: torch.Tensor, lams: Sequence[float]) -> list[Ridge]:
+    """Ridge regressions on standardised features, one per L2 strength lam * rows (primal or dual, whichever system
+    is smaller): x (n, d), y (n, k). The standardisation and the Gram matrix are shared by every lam."""
     x, y = x.double(), y.double()
     mu, sd = x.mean(0), x.std(0) + 1e-6
     z = (x - mu) / sd
     b = y.mean(0)
     n, d = z.shape
     if n < d:
-        w = z.T @ torch.linalg.solve(z @ z.T + lam * n * torch.eye(n, dtype=z.dtype), y - b)
-    else:
-        w = torch.linalg.solve(z.T @ z + lam * n * torch.eye(d, dtype=z.dtype), z.T @ (y - b))
-    return Ridge(mu, sd, w, b)
+        gram, eye = z @ z.T, torch.eye(n, dtype=z.dtype)
+        return [Ridge(mu, sd, z.T @ torch.linalg.solve(gram + lam * n * eye, y - b), b) for lam in lams]
+    gram, eye, zy = z.T @ z, torch.eye(d, dtype=z.dtype), z.T @ (y - b)
+    return [Ridge(mu, sd, torch.linalg.solve(gram + lam * n * eye, zy), b) for lam in lams]
+
+
+def fit_ridge(x: torch.Tensor, y: torch.Tensor, lam: float) -> Ridge:
+    """One ridge fit (see fit_ridges)."""
+    return fit_ridges(x, y, (lam,))[0]
 
 
 def with_position(tok: torch.Tensor) -> torch.Tensor:
@@ -121,8 +126,7 @@ def fit_depth(tok: torch.Tensor, depth: np.ndarray, val_tok: torch.Tensor, val_d
     """The depth head with the L2 strength of the lowest validation AbsRel -> (head, lambda)."""
     x, y = with_position(tok), patch_log_depth(depth, p, max_depth)
     best = None
-    for lam in LAMBDAS:
-        head = fit_ridge(x, y, lam)
+    for lam, head in zip(LAMBDAS, fit_ridges(x, y, LAMBDAS)):
         err = depth_metrics(predict_depth(head, val_tok, grid, p), val_depth, max_depth)["abs_rel"]
         if best is None or err < best[0]:
             best = (err, head, lam)
@@ -188,8 +192,7 @@ def fit_motion(x: torch.Tensor, y: np.ndarray, val_x: torch.Tensor, val_y: np.nd
     y = torch.from_numpy(y)
     scale = y.std(0) + 1e-9
     best = None
-    for lam in LAMBDAS:
-        head = fit_ridge(x, y / scale, lam)
+    for lam, head in zip(LAMBDAS, fit_ridges(x, y / scale, LAMBDAS)):
         err = float(((head(val_x) - torch.from_numpy(val_y) / scale) ** 2).mean())
         if best is None or err < best[0]:
             best = (err, head, lam)
@@ -340,11 +343,11 @@ def fit_detector(tok: torch.Tensor, boxes: list[np.ndarray], val_tok: torch.Tens
     mu, sd = x.mean(0), x.std(0) + 1e-6
     z = (x - mu) / sd
     pos = obj > 0
+    none = Ridge(mu, sd, torch.zeros(x.shape[1], 4, dtype=torch.float64), torch.zeros(4, dtype=torch.float64))
+    box_heads = fit_ridges(x[pos], box[pos], LAMBDAS) if pos.any() else [none] * len(LAMBDAS)
     best = None
-    for lam in LAMBDAS:
-        det = Detector(mu, sd, _logistic(z, obj, lam), fit_ridge(x[pos], box[pos], lam) if pos.any()
-                       else Ridge(mu, sd, torch.zeros(x.shape[1], 4, dtype=torch.float64),
-                                  torch.zeros(4, dtype=torch.float64)))
+    for lam, box_head in zip(LAMBDAS, box_heads):
+        det = Detector(mu, sd, _logistic(z, obj, lam), box_head)
         ap = average_precision(detect(det, val_tok, grid, p), val_gts, "moderate", focal)
         ap = -1.0 if np.isnan(ap) else ap
         if best is None or ap > best[0]:
