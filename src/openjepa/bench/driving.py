@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from openjepa.config import load_config
-from openjepa.data.driving import DrivingConfig, render_drive
+from openjepa.data.driving import DrivingConfig, frame_objects, render_drive
 from openjepa.data.kitti import write_drives
 from openjepa.data.transforms import normalize
 from openjepa.eval import driving as probes
@@ -94,15 +94,10 @@ def render_split(cam: DrivingConfig, seed0: int, n: int, frames: int, window: in
     for i in range(n):
         d = render_drive(cam, seed0 + i, frames)
         idx = probe_frames(frames, window, stride)
-        gts = [{"box2d": d["box2d"][d["obj_frame"] == t], "occluded": d["occluded"][d["obj_frame"] == t],
-                "truncated": d["truncated"][d["obj_frame"] == t]} for t in idx]
+        gts = [{k: o[k] for k in ("box2d", "occluded", "truncated")} for o in (frame_objects(d, t) for t in idx)]
         drives.append({"seed": seed0 + i, "rgb": d["rgb"], "frames": idx, "depth": d["depth"][idx],
                        "poses": d["poses"][idx], "gts": gts})
     return drives
-
-
-def split_tokens(feat, drives: list[dict]) -> list[torch.Tensor]:
-    return [feat(d) for d in drives]
 
 
 def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -272,7 +267,7 @@ def run_driving(quick: bool, workdir: Path, overrides: list[str], out: Path) -> 
         per_seed[name] = []
         for i, feat in enumerate(fs):
             print(f"== bench driving: probing {name} ({i + 1}/{len(fs)})")
-            toks = {s: split_tokens(feat, ds) for s, ds in splits.items()}
+            toks = {s: [feat(d) for d in ds] for s, ds in splits.items()}
             got, pred = probe_model(toks, splits, grid, p, cam, b["stride"])
             per_seed[name].append(got)
             if name == "jepa" and i == 0:
