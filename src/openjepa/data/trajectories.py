@@ -62,7 +62,6 @@ def push_policy(env, rng: np.random.Generator, random_prob: float = 0.25, segmen
     if not hasattr(env, "block_radius"):
         raise ValueError(f"policy 'push' needs an env with a block to push (pusht), not {type(env).__name__}")
     max_step = float(env.action_space.high[0])
-    reach = env.block_radius + env.cfg.agent_radius + 1.0
     walk = random_walk_policy(env, rng)
     state = {"left": 0, "walk": False, "dir": np.zeros(2), "offset": 0.0, "speed": max_step, "pushing": False}
 
@@ -76,7 +75,7 @@ def push_policy(env, rng: np.random.Generator, random_prob: float = 0.25, segmen
         state["left"] -= 1
         if state["walk"]:
             return walk(obs, info)
-        a, state["pushing"] = push_action(info["pos"], info["block"], state["dir"], state["offset"], reach,
+        a, state["pushing"] = push_action(info["pos"], info["block"], state["dir"], state["offset"], env.push_reach,
                                           state["speed"], state["pushing"])
         return a.astype(np.float32)
     return act

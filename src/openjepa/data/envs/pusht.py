@@ -85,7 +85,7 @@ class PushTConfig:
         check(self.bar_length > self.bar_width, "bar_length", "must exceed bar_width (else it is no T)")
         check(self.substeps >= 1, "substeps", "must be >= 1")
         check(self.supersample >= 1, "supersample", "must be >= 1")
-        radius = float(np.linalg.norm(np.vstack(t_polygons(self)), axis=1).max())  # the T's reach from its centre
+        radius = t_radius(self)
         check(radius <= self.margin < self.size / 2 - self.border, "margin",
               f"must be in [{radius:.1f}, {self.size / 2 - self.border}) so that a block placed there fits "
               f"on the table, got {self.margin}")
@@ -103,6 +103,11 @@ def t_polygons(c: PushTConfig) -> tuple[np.ndarray, np.ndarray]:
     bar = np.array([[-L / 2, 0], [L / 2, 0], [L / 2, w], [-L / 2, w]]) - [0, cy]
     stem = np.array([[-w / 2, w], [w / 2, w], [w / 2, w + S], [-w / 2, w + S]]) - [0, cy]
     return bar, stem
+
+
+def t_radius(c: PushTConfig) -> float:
+    """The T's reach (px): its farthest corner from the centre of mass."""
+    return float(np.linalg.norm(np.vstack(t_polygons(c)), axis=1).max())
 
 
 def t_outline(c: PushTConfig) -> np.ndarray:
@@ -150,7 +155,8 @@ class PushTEnv(gym.Env):
         self.action_space = spaces.Box(-c.max_step, c.max_step, (2,), np.float32)
         self._bar, self._stem = t_polygons(c)
         self._outline = t_outline(c)
-        self.block_radius = float(np.linalg.norm(np.vstack([self._bar, self._stem]), axis=1).max())
+        self.block_radius = t_radius(c)
+        self.push_reach = self.block_radius + c.agent_radius + 1.0  # scripted pushes start this far behind the centre
         # sample coordinates, supersample per pixel side: pixel (row r, column q) covers [q, q+1) x [r, r+1)
         s = c.supersample
         sub = (np.arange(c.size * s) + 0.5) / s  # (size * s,)
@@ -273,7 +279,6 @@ class PushTEnv(gym.Env):
     def _rollout_goal(self, agent: np.ndarray, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Scripted pushes from (agent, block) for goal_steps steps until the block moved min_goal_distance."""
         c = self.cfg
-        reach = self.block_radius + c.agent_radius + 1.0
         for _ in range(100):
             self._build(agent, block)
             phi = self.np_random.uniform(-math.pi, math.pi)
@@ -281,7 +286,8 @@ class PushTEnv(gym.Env):
             offset = self.np_random.uniform(-0.5, 0.5) * self.block_radius
             pushing = False
             for _ in range(c.goal_steps):
-                a, pushing = push_action(self.pos, self.block_pose, direction, offset, reach, c.max_step, pushing)
+                a, pushing = push_action(self.pos, self.block_pose, direction, offset, self.push_reach, c.max_step,
+                                          pushing)
                 self._move(a)
             if self._pose_distance(self.block_pose, block) >= c.min_goal_distance:
                 return self.block_pose, self.pos
