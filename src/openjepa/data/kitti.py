@@ -44,8 +44,6 @@ import torch
 EARTH_RADIUS = 6378137.0  # metres (WGS84 equatorial), as the devkit uses
 # velodyne -> camera 0 of KITTI's rig, rounded (x forward, y left, z up -> x right, y down, z forward)
 NOMINAL_TR = np.array([[0.0, -1.0, 0.0, 0.0], [0.0, 0.0, -1.0, -0.08], [1.0, 0.0, 0.0, -0.27]])
-LABEL_COLUMNS = ("type", "truncated", "occluded", "alpha", "x1", "y1", "x2", "y2", "h", "w", "l", "x", "y", "z",
-                 "rotation_y")
 # where the image folders of a KITTI root can be, relative to it: odometry (with or without the download's
 # `dataset/` level, or one sequence), raw (a root of dates, one date, or one drive)
 IMAGE_FOLDERS = ("sequences/*/image_2", "dataset/sequences/*/image_2", "image_2",
