@@ -350,10 +350,10 @@ def render(scene: DriveScene, frames: list[int] | range | None = None) -> dict[s
         poses float64 (T, 4, 4)       camera 0 to world (world = camera 0 at frame 0), KITTI odometry
         K (3, 3), P0 .. P3 (3, 4)     intrinsics and KITTI projection matrices (P2: the rendered camera)
         speed (T,) m/s, yaw_rate (T,) rad/s, times (T,) s
-        obj_frame (M,) index of the row's frame in the returned arrays, obj_type (M,) index into VEHICLE_TYPES, obj_track (M,), box2d (M, 4)
-        x1 y1 x2 y2 pixels, truncated (M,), occluded (M,) 0/1/2, alpha (M,), dims (M, 3) h w l, loc (M, 3)
-        x y z bottom centre, rotation_y (M,), visible (M,) visible pixel fraction, box_height (M,) pixels,
-        braking (M,) bool
+        obj_frame (M,) index of the row's frame in the returned arrays, obj_type (M,) index into VEHICLE_TYPES,
+        obj_track (M,), box2d (M, 4) x1 y1 x2 y2 pixels, truncated (M,), occluded (M,) 0/1/2, alpha (M,),
+        dims (M, 3) h w l, loc (M, 3) x y z bottom centre, rotation_y (M,), visible (M,) visible pixel fraction,
+        box_height (M,) pixels, braking (M,) bool
     """
     cfg = scene.cfg
     idx = list(range(scene.frames) if frames is None else frames)
@@ -366,7 +366,8 @@ def render(scene: DriveScene, frames: list[int] | range | None = None) -> dict[s
         "poses": np.stack([pose_matrix(*scene.ego[t]) for t in idx]), "K": cam.K,
         **projections(cfg),
         "speed": scene.speed[idx], "yaw_rate": scene.yaw_rate[idx], "times": np.asarray(idx) * cfg.dt,
-        "obj_frame": np.concatenate([np.full(len(o["labels"]["track"]), i) for i, o in enumerate(out)]).astype(np.int64),
+        "obj_frame": np.concatenate([np.full(len(o["labels"]["track"]), i)
+                                     for i, o in enumerate(out)]).astype(np.int64),
     }
     for k, parts in labels.items():
         res["obj_track" if k == "track" else k] = np.concatenate(parts)

@@ -211,7 +211,8 @@ def _props(cfg: DrivingConfig, road: np.ndarray, length: float, rng: np.random.G
                     d = side * (cfg.half_road + rng.uniform(2.0, 7.0))
                     th, cw, ch = rng.uniform(1.8, 3.0), rng.uniform(2.0, 4.0), rng.uniform(2.0, 4.5)
                     yaw = rng.uniform(0, np.pi / 2)
-                    rows.append((s, d, yaw, 0.0, th, 0.35, 0.35, 0, *rng.uniform([0.25, 0.15, 0.08], [0.4, 0.28, 0.15])))
+                    rows.append((s, d, yaw, 0.0, th, 0.35, 0.35, 0,
+                                 *rng.uniform([0.25, 0.15, 0.08], [0.4, 0.28, 0.15])))
                     rows.append((s, d, yaw, 0.8 * th, ch, cw, cw * rng.uniform(0.8, 1.2), 1,
                                  *rng.uniform([0.1, 0.25, 0.05], [0.3, 0.5, 0.2])))
                 elif kind == "pole":
@@ -221,7 +222,8 @@ def _props(cfg: DrivingConfig, road: np.ndarray, length: float, rng: np.random.G
                     w, l = rng.uniform(6, 15), rng.uniform(8, 20)
                     d = side * (cfg.half_road + rng.uniform(9, 20) + w / 2)
                     base = rng.choice([[0.75, 0.68, 0.55], [0.6, 0.3, 0.22], [0.6, 0.6, 0.62], [0.85, 0.82, 0.75]])
-                    rows.append((s, d, 0.0, 0.0, rng.uniform(4, 14), w, l, 3, *np.clip(base + rng.uniform(-0.08, 0.08, 3), 0, 1)))
+                    rows.append((s, d, 0.0, 0.0, rng.uniform(4, 14), w, l, 3,
+                                 *np.clip(base + rng.uniform(-0.08, 0.08, 3), 0, 1)))
                 s += rng.exponential(spacing) + (1.0 if kind != "building" else 15.0)
     a = np.array(rows, dtype=np.float64).reshape(-1, 11)
     c = road_at(road, a[:, 0])  # (N, 3)
