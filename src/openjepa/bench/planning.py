@@ -23,7 +23,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -36,8 +36,16 @@ from openjepa.train.loop import stop_if_unfinished, train
 from openjepa.train.run import find_preset, provenance
 from openjepa.validate import resolve_config
 
-# model name -> (preset, env, env overrides of its training data, {layout name: env overrides of the test
-# episodes}, planners). "two_rooms" trains on the PLDM layout (door at row 32) and tests there and on layouts it
+class Model(NamedTuple):
+    preset: str
+    env: str
+    data_env: list[str]  # env overrides of its training data
+    layouts: dict[str, list[str]]  # test layout name -> env overrides of its episodes
+    planners: tuple[str, ...]
+    policy: str = "random_walk"  # exploration policy of the collected data
+
+
+# model name -> Model. "two_rooms" trains on the PLDM layout (door at row 32) and tests there and on layouts it
 # never saw; "two_rooms_doors" trains on per-episode doors in rows 20-44 and tests inside that range (row 32) and
 # outside it (rows 12 and 52, and the wall moved to column 24); "two_rooms_any" (the layout-general preset) trains
 # on random layouts of the "train" split and tests on fresh "train" layouts, on "heldout" layouts (a wall column,
@@ -64,6 +72,12 @@ MODELS = {
         "train": [],
         "unseen_doors_moved": ["--env.door_up_y=10", "--env.door_right_x=54"],
     }, SAMPLING),
+    # Push-T from pixels: data from the push policy (it moves the block in ~1/3 of its steps); goals where a scripted
+    # push takes the block in 25 steps (DINO-WM-like), or random poses
+    "pusht": ("world_model_pusht", "pusht", [], {
+        "rollout_goals": [],
+        "random_goals": ["--env.goal_mode=random"],
+    }, SAMPLING + ("search",), "push"),
 }
 FULL = {"episodes_data": 3000, "train": [], "episodes": 50, "samples": 100, "iters": 5, "horizon": 16,
         "max_steps": 0}  # 0: the env's own limit (200 Two-Rooms, 300 Four-Rooms)
@@ -87,16 +101,17 @@ def run_planning(quick: bool, workdir: Path, overrides: list[str], out: Path,
     b = QUICK if quick else FULL
     meta = provenance()
     rows, configs, figures = [], {}, []
-    for name, (preset, env_name, data_env, layouts, planners) in MODELS.items():
+    for name, entry in MODELS.items():
         if only and name not in only:
             continue
+        preset, env_name, data_env, layouts, planners, policy = Model(*entry)
         data = suite_dir / f"data_{name}"
         cfg = resolve_config(load_config(find_preset(preset),
                                          [f"--data.path={data}", "--train.progress=false", *b["train"], *overrides]))
         steps = (cfg.world.frames - 1) * cfg.world.frameskip  # env steps per episode: one training window
         t0 = time.time()
-        collect(env_name, b["episodes_data"], steps, data, seed=0, env_kwargs=env_kwargs(env_name, data_env),
-                progress=False)
+        collect(env_name, b["episodes_data"], steps, data, policy=policy, seed=0,
+                env_kwargs=env_kwargs(env_name, data_env), progress=False)
         collect_seconds = round(time.time() - t0, 1)
         configs[name] = cfg.to_dict() | {"data_env": data_env, "data_steps": steps}
         run_dir = suite_dir / f"wm_{name}"
