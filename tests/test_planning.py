@@ -161,7 +161,8 @@ def test_bench_planning_writes_rows_and_figures(tmp_path, monkeypatch, capsys, o
                                             "episodes": 2, "samples": 8, "iters": 1, "horizon": 4, "max_steps": 3})
     monkeypatch.setattr(planning, "MODELS", {
         "two_rooms_doors": ("world_model_two_rooms", "two_rooms", ["--env.door_y_range=[20,44]"],
-                            {"train": [], "unseen_door_y12": ["--env.door_y=12"]}, ("cem", "mppi")),
+                            {"train": [], "unseen_door_y12": ["--env.door_y=12"],
+                             "four_rooms_zero_shot": planning.Layout([], "four_rooms", ("cem",))}, ("cem", "mppi")),
         "four_rooms": ("world_model_four_rooms", "four_rooms", [], {"train": []}, ("cem", "mppi"))})
     out = tmp_path / "planning.json"
     assert main(["bench", "planning", "--quick", "--out", str(out), "--workdir", str(tmp_path / "w"),
@@ -175,8 +176,10 @@ def test_bench_planning_writes_rows_and_figures(tmp_path, monkeypatch, capsys, o
     assert ("two_rooms", "train") in layouts and any(lay.startswith("unseen") for _, lay in layouts)
     assert {r["model"] for r in result["rows"]} == {"two_rooms_doors", "four_rooms"}
     for env, layout in layouts:
-        assert sorted(r["planner"] for r in result["rows"] if (r["env"], r["layout"]) == (env, layout)) == \
-            ["cem", "mppi", "random"]
+        want = ["cem", "random"] if layout == "four_rooms_zero_shot" else ["cem", "mppi", "random"]
+        assert sorted(r["planner"] for r in result["rows"] if (r["env"], r["layout"]) == (env, layout)) == want
+    # the two_rooms_doors model planned in an env it never trained in (Four-Rooms)
+    assert {r["env"] for r in result["rows"] if r["layout"] == "four_rooms_zero_shot"} == {"four_rooms"}
     assert any(f.endswith("_energy.png") for f in result["figures"])
     assert result["configs"]["two_rooms_doors"]["data_env"] == ["--env.door_y_range=[20,44]"]
     data_meta = json.loads((tmp_path / "w" / "planning_quick" / "data_two_rooms_doors" / "meta.json").read_text())
@@ -184,3 +187,20 @@ def test_bench_planning_writes_rows_and_figures(tmp_path, monkeypatch, capsys, o
     assert data_meta["steps"] == (result["configs"]["two_rooms_doors"]["world"]["frames"] - 1) * \
         result["configs"]["two_rooms_doors"]["world"]["frameskip"]
     assert all(Path(f).stat().st_size > 1000 for f in result["figures"])
+
+    # --reuse keeps the finished run trained with the same settings: no collection, no training, the same rows
+    ckpt = tmp_path / "w" / "planning_quick" / "wm_two_rooms_doors" / "checkpoints" / "last.pt"
+    stamp = ckpt.stat().st_mtime_ns
+    out2 = tmp_path / "again.json"
+    args = ["bench", "planning", "--quick", "--workdir", str(tmp_path / "w"), "--only", "two_rooms_doors",
+            "--train.precision=fp32", "--model.dim=16", "--model.pred_dim=16", "--reuse"]
+    assert main([*args, "--out", str(out2)]) == 0
+    again = json.loads(out2.read_text())
+    assert again["reused"] == ["two_rooms_doors"] and ckpt.stat().st_mtime_ns == stamp
+    first = [r for r in result["rows"] if r["model"] == "two_rooms_doors"]
+    strip = ("seconds_per_step", "plan_seconds", "latency_s_per_step", "picture", "seconds_per_replan")
+    assert [{k: v for k, v in r.items() if k not in strip} for r in again["rows"]] == \
+        [{k: v for k, v in r.items() if k not in strip} for r in first]
+    # other settings: --reuse retrains
+    assert main([*args[:-3], "--model.dim=8", "--model.pred_dim=16", "--reuse", "--out", str(out2)]) == 0
+    assert json.loads(out2.read_text())["reused"] == [] and ckpt.stat().st_mtime_ns != stamp

@@ -231,7 +231,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     # suite-specific options: (flag, value given, the suites it belongs to, least value or None)
     physics = ("physics",)
     for flag, value, suites, least in (("--only", args.only or None, ("throughput", "planning"), None),
-                                       ("--reuse", args.reuse or None, physics, None),
+                                       ("--reuse", args.reuse or None, ("physics", "planning"), None),
                                        ("--jobs", args.jobs, physics, 1), ("--n-quads", args.n_quads, physics, 1),
                                        ("--styles", args.styles or None, physics, None),
                                        ("--heldout", args.heldout or None, physics, None)):
@@ -445,7 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--reuse", action="store_true", help="physics: keep finished training runs under --workdir that "
                    "match the configs (score again without retraining), resume unfinished ones from their "
                    "checkpoints, train the others. Ctrl-C or SIGTERM stops the whole bench (each member in training "
-                   "saves a checkpoint); --reuse then goes on from there")
+                   "saves a checkpoint); --reuse then goes on from there. planning: keep each finished world model under "
+                   "--workdir trained with the same settings and plan again (no collection, no training)")
     b.add_argument("--jobs", type=int, metavar="N", help="physics: train up to N ensemble members at once, each in "
                    "its own process with 1/N of torch's threads (default: the full bench trains its 2 members at once "
                    "when torch has 2 or more threads, which is faster on a 2-core CPU, README; --quick one after "

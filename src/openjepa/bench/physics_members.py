@@ -16,31 +16,10 @@ from typing import Any
 
 import torch
 
-from openjepa.config import build_config
-from openjepa.train.checkpoint import load_checkpoint
 from openjepa.train.logging import read_metrics
-from openjepa.train.loop import config_diff, stop_if_unfinished, train
-
-
-def _last_checkpoint(run_dir: Path, cfg) -> tuple[int, list[str]] | None:
-    """(step, config_diff against cfg) of run_dir's checkpoints/last.pt; None when there is none."""
-    ckpt = run_dir / "checkpoints" / "last.pt"
-    if not ckpt.exists():
-        return None
-    state = load_checkpoint(ckpt)
-    return int(state.get("step", -1)), config_diff(build_config(state["config"]), cfg)
-
-
-def finished_run(run_dir: Path, cfg) -> str | None:
-    """Why the training run in run_dir cannot stand for `cfg` (None: it can): missing, unfinished, or trained
-    with other settings (runtime keys aside)."""
-    last = _last_checkpoint(run_dir, cfg)
-    if last is None:
-        return "no checkpoints/last.pt"
-    step, diff = last
-    if step != cfg.train.steps:
-        return f"stopped at step {step} of {cfg.train.steps}"
-    return f"other settings ({'; '.join(diff)})" if diff else None
+from openjepa.bench.reuse import finished_run, last_checkpoint
+from openjepa.config import build_config
+from openjepa.train.loop import stop_if_unfinished, train
 
 
 def reusable_member(cfg, run_dir: Path, label: str, reuse: bool) -> tuple[float | None, bool, None] | None:
@@ -62,7 +41,7 @@ PARTIAL = "bench_train_partial.json"  # a stopped member's training seconds so f
 
 def resumable_step(run_dir: Path, cfg) -> int | None:
     """The step of an unfinished run in run_dir trained with cfg's settings (runtime keys aside), else None."""
-    last = _last_checkpoint(run_dir, cfg)
+    last = last_checkpoint(run_dir, cfg)
     return last[0] if last is not None and 0 < last[0] < cfg.train.steps and not last[1] else None
 
 

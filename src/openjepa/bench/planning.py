@@ -20,6 +20,7 @@ on a tiny budget (a few minutes): its numbers only show that the pipeline works.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from openjepa.bench.reuse import finished_run
 from openjepa.config import load_config
 from openjepa.data.envs import env_kwargs, make_env
 from openjepa.data.trajectories import collect
@@ -36,20 +38,34 @@ from openjepa.train.loop import stop_if_unfinished, train
 from openjepa.train.run import find_preset, provenance
 from openjepa.validate import resolve_config
 
+class Layout(NamedTuple):
+    """A test layout in another env than the model's training env, or with other planners."""
+    overrides: list[str]  # env overrides of its episodes
+    env: str | None = None  # None: the model's env
+    planners: tuple[str, ...] | None = None  # None: the model's planners
+
+
 class Model(NamedTuple):
     preset: str
     env: str
     data_env: list[str]  # env overrides of its training data
-    layouts: dict[str, list[str]]  # test layout name -> env overrides of its episodes
+    layouts: dict[str, list[str] | Layout]  # test layout name -> env overrides of its episodes (or a Layout)
     planners: tuple[str, ...]
     policy: str = "random_walk"  # exploration policy of the collected data
+
+
+def layout_spec(model: Model, spec: list[str] | Layout) -> tuple[str, list[str], tuple[str, ...]]:
+    """A layout entry of `model` -> (env name, env overrides, planners)."""
+    t = spec if isinstance(spec, Layout) else Layout(list(spec))
+    return t.env or model.env, list(t.overrides), t.planners or model.planners
 
 
 # model name -> Model. "two_rooms" trains on the PLDM layout (door at row 32) and tests there and on layouts it
 # never saw; "two_rooms_doors" trains on per-episode doors in rows 20-44 and tests inside that range (row 32) and
 # outside it (rows 12 and 52, and the wall moved to column 24); "two_rooms_any" (the layout-general preset) trains
 # on random layouts of the "train" split and tests on fresh "train" layouts, on "heldout" layouts (a wall column,
-# width, door row or size no training layout has) and on the PLDM layout (its wall column is held out).
+# width, door row or size no training layout has) and on the PLDM layout (its wall column is held out); the same
+# model is also tested in Four-Rooms, which it never saw (graph search only: MPPI takes ~25 min a row there).
 SAMPLING = ("cem", "mppi")
 MODELS = {
     "two_rooms": ("world_model_two_rooms", "two_rooms", [], {
@@ -67,6 +83,8 @@ MODELS = {
         "train_layouts": ["--env.layout=train"],
         "heldout_layouts": ["--env.layout=heldout"],
         "pldm_layout": [],
+        "four_rooms_default": Layout([], "four_rooms", ("search",)),
+        "four_rooms_doors_moved": Layout(["--env.door_up_y=10", "--env.door_right_x=54"], "four_rooms", ("search",)),
     }, ("mppi", "search")),  # CEM plans like MPPI on this cost and doubles the time of a map model's rows
     "four_rooms": ("world_model_four_rooms", "four_rooms", [], {
         "train": [],
@@ -86,49 +104,67 @@ QUICK = {"episodes_data": 300, "train": ["--train.steps=60", "--train.monitor_ev
 
 
 def run_planning(quick: bool, workdir: Path, overrides: list[str], out: Path,
-                 only: list[str] | None = None) -> dict[str, Any]:
-    """Every model of MODELS, or the `only` ones (their data and runs are made afresh)."""
+                 only: list[str] | None = None, reuse: bool = False) -> dict[str, Any]:
+    """Every model of MODELS, or the `only` ones. Their data and runs are made afresh, unless `reuse` keeps a
+    finished run under workdir trained with the same settings (it then plans again without collecting or training;
+    its train_seconds come from the bench_train.json written when it was trained)."""
     unknown = sorted(set(only or ()) - set(MODELS))
     if unknown:
         raise ValueError(f"bench planning --only: unknown model(s) {unknown}; choose from {sorted(MODELS)}")
     suite_dir = Path(workdir) / ("planning_quick" if quick else "planning")
-    for name in only or ():
-        for sub in (suite_dir / f"data_{name}", suite_dir / f"wm_{name}"):
-            if sub.exists():
-                shutil.rmtree(sub)
-    if suite_dir.exists() and not only:
-        shutil.rmtree(suite_dir)
+    if not reuse:
+        for name in only or ():
+            for sub in (suite_dir / f"data_{name}", suite_dir / f"wm_{name}"):
+                if sub.exists():
+                    shutil.rmtree(sub)
+        if suite_dir.exists() and not only:
+            shutil.rmtree(suite_dir)
     b = QUICK if quick else FULL
     meta = provenance()
-    rows, configs, figures = [], {}, []
+    rows, configs, figures, reused = [], {}, [], []
     for name, entry in MODELS.items():
         if only and name not in only:
             continue
-        preset, env_name, data_env, layouts, planners, policy = Model(*entry)
+        spec = Model(*entry)
         data = suite_dir / f"data_{name}"
-        cfg = resolve_config(load_config(find_preset(preset),
+        cfg = resolve_config(load_config(find_preset(spec.preset),
                                          [f"--data.path={data}", "--train.progress=false", *b["train"], *overrides]))
         steps = (cfg.world.frames - 1) * cfg.world.frameskip  # env steps per episode: one training window
-        t0 = time.time()
-        collect(env_name, b["episodes_data"], steps, data, policy=policy, seed=0,
-                env_kwargs=env_kwargs(env_name, data_env), progress=False)
-        collect_seconds = round(time.time() - t0, 1)
-        configs[name] = cfg.to_dict() | {"data_env": data_env, "data_steps": steps}
+        configs[name] = cfg.to_dict() | {"data_env": spec.data_env, "data_steps": steps}
         run_dir = suite_dir / f"wm_{name}"
-        print(f"== bench planning: {name}: {b['episodes_data']} episodes of {steps} steps collected in "
-              f"{collect_seconds}s; training {cfg.train.steps} steps")
-        t0 = time.time()
-        stop_if_unfinished(train(cfg, run_dir), f"bench planning: {name}")
-        train_seconds = round(time.time() - t0, 1)
+        why = finished_run(run_dir, cfg) if reuse else "not asked to reuse"
+        if why is None:
+            info = run_dir / "bench_train.json"
+            train_seconds = json.loads(info.read_text())["train_seconds"] if info.exists() else None
+            reused.append(name)
+            print(f"== bench planning: {name}: reusing the finished run in {run_dir}")
+        else:
+            if reuse:
+                print(f"== bench planning: {name}: cannot reuse {run_dir}: {why}; collecting and training afresh")
+                for sub in (data, run_dir):
+                    if sub.exists():
+                        shutil.rmtree(sub)
+            t0 = time.time()
+            collect(spec.env, b["episodes_data"], steps, data, policy=spec.policy, seed=0,
+                    env_kwargs=env_kwargs(spec.env, spec.data_env), progress=False)
+            collect_seconds = round(time.time() - t0, 1)
+            print(f"== bench planning: {name}: {b['episodes_data']} episodes of {steps} steps collected in "
+                  f"{collect_seconds}s; training {cfg.train.steps} steps")
+            t0 = time.time()
+            stop_if_unfinished(train(cfg, run_dir), f"bench planning: {name}")
+            train_seconds = round(time.time() - t0, 1)
+            (run_dir / "bench_train.json").write_text(json.dumps({"train_seconds": train_seconds}) + "\n")
         model, _ = load_world_model(run_dir)
         env_over = [f"--env.max_steps={b['max_steps']}"] if b["max_steps"] else []
-        for layout, lay_over in layouts.items():
+        for layout, lay in spec.layouts.items():
+            env_name, lay_over, planners = layout_spec(spec, lay)
             seeds = list(range(10_000, 10_000 + b["episodes"]))
             envs = [make_env(env_name, env_over + lay_over) for _ in seeds]
             rnd = run_random(envs, seeds).summary()
-            rows.append({"model": name, "env": env_name, "layout": layout, "planner": "random", "episodes": rnd["episodes"],
-                         "success_rate": rnd["success_rate"], "mean_final_distance": rnd["mean_final_distance"],
-                         "seconds_per_step": 0.0, "train_seconds": train_seconds})
+            rows.append({"model": name, "env": env_name, "layout": layout, "planner": "random",
+                         "episodes": rnd["episodes"], "success_rate": rnd["success_rate"],
+                         "mean_final_distance": rnd["mean_final_distance"], "seconds_per_step": 0.0,
+                         "train_seconds": train_seconds})
             for planner in planners:
                 pic = Path(out).with_name(f"{Path(out).stem}_{name}_{layout}_{planner}.png")
                 t0 = time.time()
@@ -144,9 +180,10 @@ def run_planning(quick: bool, workdir: Path, overrides: list[str], out: Path,
                          checkpoint=str(run_dir / "checkpoints" / "last.pt"))
                 rows.append(r)
                 figures.append(str(pic))
-                print(f"   {name} {layout} {planner}: success {r['success_rate']:.2f}, distance {r['mean_final_distance']:.1f}, "
-                      f"{r['seconds_per_step']:.3f} s/step")
-        land = energy_landscape(model, make_env(env_name, env_over + next(iter(layouts.values()))), seed=10_000,
+                print(f"   {name} {layout} {planner}: success {r['success_rate']:.2f}, "
+                      f"distance {r['mean_final_distance']:.1f}, {r['seconds_per_step']:.3f} s/step")
+        first_env, first_over, _ = layout_spec(spec, next(iter(spec.layouts.values())))
+        land = energy_landscape(model, make_env(first_env, env_over + first_over), seed=10_000,
                                 horizon=b["horizon"])
         fig = Path(out).with_name(f"{Path(out).stem}_{name}_energy.png")
         plot_landscape(land, fig, title=f"{name}: start {np.round(land['start'], 1).tolist()}, "
@@ -154,4 +191,4 @@ def run_planning(quick: bool, workdir: Path, overrides: list[str], out: Path,
         figures.append(str(fig))
     return {"suite": "planning", "quick": quick, "git_sha": meta["git_sha"], "machine": meta["machine"],
             "versions": meta["versions"], "created": meta["created"], "budget": b, "configs": configs,
-            "only": only, "rows": rows, "figures": figures}
+            "only": only, "reused": reused, "rows": rows, "figures": figures}
