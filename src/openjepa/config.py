@@ -32,6 +32,11 @@ def _check(cond: bool, key: str, msg: str) -> None:
         raise ConfigError(f"{key}: {msg}")
 
 
+def check_env(cond: bool, key: str, msg: str) -> None:
+    """The env configs' (data/envs, data/driving) check: a ConfigError naming `env.<key>` unless `cond`."""
+    _check(cond, f"env.{key}", msg)
+
+
 # datasets decoded from files in DataLoader workers (train/run.py STREAMING holds their readers)
 STREAMING_DATASETS = ("image_folder", "shards", "video_folder")
 

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from openjepa.config import check_env as check
+
 VEHICLE_TYPES = ("Car", "Van", "Truck")  # KITTI object types; DriveScene.track_type indexes this tuple
 VEHICLE_SHARE = (0.75, 0.15, 0.10)
 # (h, w, l) ranges in metres per vehicle type
@@ -70,9 +72,6 @@ class DrivingConfig:
     min_pixels: int = 3  # a vehicle gets a label in a frame when at least this many of its pixels are visible
 
     def __post_init__(self) -> None:
-        def check(cond: bool, key: str, msg: str) -> None:
-            if not cond:
-                raise ValueError(f"env.{key}: {msg}")
         check(self.height >= 8, "height", f"must be >= 8, got {self.height}")
         check(self.width >= 8, "width", f"must be >= 8, got {self.width}")
         check(0.1 <= self.focal <= 5, "focal", f"must lie in [0.1, 5], got {self.focal}")

@@ -46,6 +46,7 @@ import numpy as np
 import pymunk
 from gymnasium import spaces
 
+from openjepa.config import check_env as check
 from openjepa.data.envs.two_rooms import check_action
 
 GOAL_MODES = ("rollout", "random")
@@ -73,9 +74,6 @@ class PushTConfig:
     max_steps: int = 100  # episode truncation
 
     def __post_init__(self) -> None:
-        def check(cond: bool, key: str, msg: str) -> None:
-            if not cond:
-                raise ValueError(f"env.{key}: {msg}")
         check(self.size >= 32, "size", f"must be >= 32, got {self.size}")
         check(self.channels in (1, 3), "channels", f"must be 1 or 3, got {self.channels}")
         check(self.border >= 1, "border", f"must be >= 1, got {self.border}")

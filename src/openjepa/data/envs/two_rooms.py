@@ -33,6 +33,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from openjepa.config import check_env as check
+
 START_GOAL = ("different_rooms", "same_room", "any")
 LAYOUTS = ("fixed", "train", "heldout", "any")
 # Per-episode layout draws (pixels, for the 65 px arena): uniform in each range ...
@@ -72,9 +74,6 @@ class TwoRoomsConfig:
     second_door_prob: float = 0.25  # layout != fixed: probability of a second door in the dividing wall
 
     def __post_init__(self) -> None:
-        def check(cond: bool, key: str, msg: str) -> None:
-            if not cond:
-                raise ValueError(f"env.{key}: {msg}")
         check(self.size >= 16, "size", f"must be >= 16, got {self.size}")
         check(self.border >= 1, "border", f"must be >= 1, got {self.border}")
         lo, hi = self.border + self.margin, self.size - 1 - self.border - self.margin
