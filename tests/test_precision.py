@@ -8,6 +8,7 @@ import pytest
 import torch
 import yaml
 
+from openjepa.config import build_config
 from openjepa.train import loop, precision
 from test_train_step import CPU, smoke
 
@@ -19,7 +20,7 @@ def cache(tmp_path, monkeypatch):
 
 
 def fake_probe(fp32, bf16, calls):
-    def run(shape):
+    def run(shape, **kw):
         calls.append(shape)
         return {"fp32": fp32, "bf16": bf16}
     return run
@@ -79,6 +80,34 @@ def test_a_run_records_the_resolved_precision(cache, monkeypatch, tmp_path):
 def test_probe_times_both_precisions():
     t = precision.probe((16, 2, 4), batch=2, repeats=1)
     assert set(t) == {"fp32", "bf16"} and all(v > 0 for v in t.values())
+
+
+WORLD = ["--train.method=world_model", "--data.dataset=trajectories", "--data.path=unused", "--model.encoder=cnn",
+         "--data.img_size=33", "--model.dim=16", "--model.depth=2", "--model.pred_dim=16", "--model.pred_depth=1",
+         "--world.predictor=gru", "--world.frames=4", "--world.rollout=2", "--world.frameskip=2",
+         "--reg.ema=false", "--reg.kind=vicreg"]
+
+
+def test_a_world_model_probes_its_own_step(cache, monkeypatch):
+    """The world model (CNN + GRU, small ops) is timed as its own step, not as a transformer block, and keyed so."""
+    calls = []
+    monkeypatch.setattr(precision, "probe", fake_probe(1.0, 2.0, calls))
+    cfg = build_config({}, [*WORLD, "--train.precision=auto"])
+    assert precision.resolve_precision(cfg, CPU) == "fp32"
+    assert calls[0][:2] == ("step", "world_model") and "gru" in calls[0]
+    assert "|step world_model" in next(iter(json.loads(cache.read_text())))
+
+
+@pytest.mark.parametrize("what", ["block", "step"])
+def test_the_probe_leaves_the_random_stream_alone(what):
+    """A run that probes starts from the same weights as one that reads the cached verdict."""
+    cfg = build_config({}, [*WORLD, "--train.precision=auto"])
+    shape = precision.probe_shape(cfg) if what == "step" else (16, 2, 4)
+    torch.manual_seed(3)
+    before = torch.get_rng_state()
+    t = precision.probe(shape, batch=2, repeats=1, cfg=cfg)
+    assert set(t) == {"fp32", "bf16"} and all(v > 0 for v in t.values())
+    assert torch.equal(torch.get_rng_state(), before)
 
 
 CPUINFO = """processor\t: 0

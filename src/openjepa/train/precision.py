@@ -1,10 +1,13 @@
 """`train.precision=auto`: pick bf16 or fp32 for this machine from a measurement, not a constant.
 
     CUDA   bf16 where the GPU supports it (torch.cuda.is_bf16_supported), else fp32
-    CPU    a short probe times forward + backward of one transformer block at the run's width, token count and a
-           small batch, fp32 and bf16 autocast alternating; the faster wins (bf16 on a tie). The verdict is
-           cached per (CPU model, torch version, threads, block shape) in ~/.cache/openjepa/precision.json
-           ($OPENJEPA_CACHE overrides the folder), so a machine is probed once
+    CPU    a short probe times forward + backward, fp32 and bf16 autocast alternating; the faster wins (bf16 on a
+           tie). What it times: for transformer methods one block at the run's width, token count and a small
+           batch; for methods with other parts (the world model's CNN encoder and GRU / conv predictor, bound by
+           small ops where bf16 can lose) the method's own step on random data of the training form
+           (`example_input`). The verdict is cached per (CPU model, torch version, threads, probed shape) in
+           ~/.cache/openjepa/precision.json ($OPENJEPA_CACHE overrides the folder), so a machine is probed once.
+           The probe draws from its own random stream: a run's initial weights do not depend on whether it probed
     other  fp32 (autocast is off on MPS anyway)
 
 The CPU's model and matmul flags (`cpu_info`) also label the throughput bench's rows: two machines of the same
@@ -58,38 +61,65 @@ def cache_path() -> Path:
     return Path(root) / "precision.json"
 
 
-def probe_shape(cfg: Config) -> tuple[int, int, int]:
-    """(width, heads, tokens) of the run's encoder blocks (tokens: the full image's patches, at most 256)."""
+STEP_BATCH = 16  # rows of the step probe's batch
+
+
+def probe_shape(cfg: Config) -> tuple:
+    """What the probe times: (width, heads, tokens) of the run's encoder blocks (tokens: the full image's patches,
+    at most 256), or for a method with `example_input` (the world model) ("step", method, its shape settings)."""
+    from openjepa.methods import METHODS
+
     m = cfg.model
+    if hasattr(METHODS[cfg.train.method], "example_input"):
+        d, w = cfg.data, cfg.world
+        return ("step", cfg.train.method, m.encoder, m.dim, m.depth, m.pred_dim, m.pred_depth, w.predictor,
+                d.img_size, d.channels, w.frames, w.frameskip, w.action_dim, min(d.batch_size, STEP_BATCH))
     tokens = (cfg.data.img_size // m.patch_size) ** 2 if m.patch_size else 64
     return m.dim, m.heads, max(4, min(tokens, 256))
 
 
-def cache_key(shape: tuple[int, int, int]) -> str:
-    return (f"{cpu_info()['cpu_model']}|torch {torch.__version__}|threads {torch.get_num_threads()}"
-            f"|block {'x'.join(map(str, shape))}")
+def cache_key(shape: tuple) -> str:
+    what = f"step {'x'.join(map(str, shape[1:]))}" if shape[0] == "step" else f"block {'x'.join(map(str, shape))}"
+    return f"{cpu_info()['cpu_model']}|torch {torch.__version__}|threads {torch.get_num_threads()}|{what}"
 
 
-def probe(shape: tuple[int, int, int], batch: int = 32, repeats: int = 5) -> dict[str, float]:
-    """Median seconds of forward + backward of one pre-norm block (B=batch, N=tokens, D=width) in fp32 and under
-    bf16 autocast, timed alternately (a busy machine's drift hits both)."""
-    from openjepa.models.vit import Block
+def _time_both(run: Callable[[], torch.Tensor], repeats: int) -> dict[str, float]:
+    """Median seconds of run() (forward, returns a loss) + backward in fp32 and under bf16 autocast, timed
+    alternately (a busy machine's drift hits both); the first round warms up both."""
     from openjepa.eval.features import autocast
 
-    dim, heads, tokens = shape
-    block = Block(dim, heads)
-    x = torch.randn(batch, tokens, dim, requires_grad=True)
     cpu = torch.device("cpu")
     times: dict[str, list[float]] = {"fp32": [], "bf16": []}
-    for rep in range(repeats + 1):  # the first round warms up both
+    for rep in range(repeats + 1):
         for precision in times:
             t = time.perf_counter()
             with autocast(cpu, precision):
-                y = block(x)
-            y.float().square().mean().backward()
+                loss = run()
+            loss.float().backward()
             if rep:
                 times[precision].append(time.perf_counter() - t)
     return {p: statistics.median(ts) for p, ts in times.items()}
+
+
+def probe(shape: tuple, batch: int = 32, repeats: int = 5, cfg: Config | None = None) -> dict[str, float]:
+    """Seconds per forward + backward in fp32 and bf16 (median of `repeats`) of what probe_shape names: one
+    pre-norm block (B=batch, N=tokens, D=width), or cfg's method step on example_input (shape[0] == "step").
+    Runs on its own random stream (torch.random.fork_rng): the caller's stream is left where it was."""
+    from openjepa.methods import METHODS
+    from openjepa.models.vit import Block
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        if shape[0] == "step":
+            if cfg is None:
+                raise ValueError("a step probe needs the run's config")
+            method = METHODS[cfg.train.method](cfg)
+            x = method.example_input(cfg, shape[-1], torch.Generator().manual_seed(0))
+            return _time_both(lambda: method.step({**x, "seed": 0})[0], repeats)
+        dim, heads, tokens = shape
+        block = Block(dim, heads)
+        x = torch.randn(batch, tokens, dim, requires_grad=True)
+        return _time_both(lambda: block(x).float().square().mean(), repeats)
 
 
 def choose(timings: dict[str, float]) -> str:
@@ -97,8 +127,8 @@ def choose(timings: dict[str, float]) -> str:
     return "bf16" if timings["bf16"] <= timings["fp32"] else "fp32"
 
 
-def probe_cpu(shape: tuple[int, int, int], path: Path | None = None,
-              run_probe: Callable[[tuple[int, int, int]], dict[str, float]] | None = None) -> dict[str, Any]:
+def probe_cpu(shape: tuple, path: Path | None = None,
+              run_probe: Callable[[tuple], dict[str, float]] | None = None) -> dict[str, Any]:
     """The cached verdict for this machine and block shape, probing (and caching) it when missing:
     {"precision": ..., "timings": {"fp32": s, "bf16": s}, "key": ...}."""
     path = cache_path() if path is None else path
@@ -137,11 +167,11 @@ def resolve_precision(cfg: Config, device: torch.device, log: Callable[[str], No
     else:
         dist = torch.distributed.is_available() and torch.distributed.is_initialized()
         if not dist or torch.distributed.get_rank() == 0:
-            verdict = probe_cpu(probe_shape(cfg))
+            verdict = probe_cpu(probe_shape(cfg), run_probe=lambda shape: probe(shape, cfg=cfg))
             t = verdict["timings"]
             precision = verdict["precision"]
             why = (f"{'cached ' if verdict['cached'] else ''}probe fp32 {t['fp32'] * 1e3:.1f} ms, "
-                   f"bf16 {t['bf16'] * 1e3:.1f} ms per block step ({verdict['key']})")
+                   f"bf16 {t['bf16'] * 1e3:.1f} ms ({verdict['key']})")
         else:
             why = "rank 0's probe"
         if dist and torch.distributed.get_world_size() > 1:
