@@ -2,6 +2,7 @@
 its members (bench.physics, physics_scoring, physics_probes, physics_members)."""
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -373,6 +374,26 @@ def test_styles_bench_scores_the_same_members_in_their_styles_and_the_heldout_st
             assert r["checkpoints"] == in_style[key(r)]["checkpoints"] and "physics_styles_quick" in r["checkpoints"][0]
             assert r["quad_scores"] != in_style[key(r)]["quad_scores"]
     assert set(result["jepa_vs_pixel_heldout"]) == set(PROPERTIES)
+    held_figs = [f for f in result["figures"] if "_heldout_surprise_" in f]
+    assert len(held_figs) == len(PROPERTIES) and all(Path(f).stat().st_size > 1000 for f in held_figs)
+
+
+def test_surprise_figures_show_a_failure_where_there_is_one(tmp_path, monkeypatch):
+    """With failures, each property's figure is its first failed quadruplet (else its first one), named so."""
+    quads = [SimpleNamespace(prop=p, seed=TEST_SEED + k, violation=3) for p in PROPERTIES for k in range(3)]
+    table = [[{"per_frame": [float(i)] * 6} for _ in range(4)] for i in range(len(quads))]  # quad i: surprise i
+    drawn = {}
+    monkeypatch.setattr(bp, "plot_surprise", lambda named, path, **kw: drawn.update(
+        {Path(path).name: (named[0]["per_frame"][0], kw["title"])}))
+    paths = bp.surprise_figures(quads, table, tmp_path / "r.json", {"gravity": [TEST_SEED + 2], "inertia": []},
+                                tag="heldout_")
+    assert [Path(p).name for p in paths] == [f"r_heldout_surprise_{p}.png" for p in PROPERTIES]
+    g = drawn["r_heldout_surprise_gravity.png"]
+    assert g[0] == PROPERTIES.index("gravity") * 3 + 2 and "a failed quadruplet" in g[1] and "heldout" in g[1]
+    i = drawn["r_heldout_surprise_inertia.png"]
+    assert i[0] == PROPERTIES.index("inertia") * 3 and "no failure" in i[1]
+    bp.surprise_figures(quads, table, tmp_path / "r.json")  # no failures given: the first quadruplet, as before
+    assert drawn["r_surprise_gravity.png"][0] == PROPERTIES.index("gravity") * 3
 
 
 def test_the_style_presets_are_the_plain_presets_with_random_styles():

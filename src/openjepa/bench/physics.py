@@ -70,20 +70,28 @@ QUICK = {"n_quads": 8, "probe_videos": 160, "members": 2,
 GAIN_VIDEOS = 128  # clips on which each member's copy_last_gain is measured
 
 
-def surprise_figures(quads, table, out: Path) -> list[str]:
-    """Surprise vs time of the first quadruplet of each property under the jepa model's surprise_table (each video's
+def surprise_figures(quads, table, out: Path, failures: dict[str, list[int]] | None = None,
+                     tag: str = "") -> list[str]:
+    """Surprise vs time of one quadruplet of each property under the jepa model's surprise_table (each video's
     per-frame surprise, the first impossible frame marked, the excess curve below), written beside `out` as
-    <out stem>_surprise_<property>.png -> their paths."""
+    <out stem>_<tag>surprise_<property>.png -> their paths. The quadruplet is the property's first, or with
+    `failures` (property -> seeds of the quadruplets the model got wrong: evaluate_table's "failures") its first
+    failure where it has one, so a reader sees what a miss looks like."""
     figures = []
     for prop in PROPERTIES:
-        i = next(j for j, q in enumerate(quads) if q.prop == prop)
+        missed = set((failures or {}).get(prop, ()))
+        ids = [j for j, q in enumerate(quads) if q.prop == prop]
+        i = next((j for j in ids if quads[j].seed in missed), ids[0])
         q, tab = quads[i], table[i]
+        what = ("a failed quadruplet" if q.seed in missed else "no failure; the first quadruplet") if failures \
+            is not None else "the first quadruplet"
         named = [{"name": n, "per_frame": r["per_frame"]} for n, r in zip(("possible A", "possible B",
                                                                           "impossible C", "impossible D"), tab)]
-        path = out.with_name(f"{out.stem}_surprise_{prop}.png")
+        path = out.with_name(f"{out.stem}_{tag}surprise_{prop}.png")
         excess = [{"name": "impossible (C + D) - possible (A + B)", "per_frame": excess_curve(tab)}]
         plot_surprise(named, path, marks=[None, None, q.violation, q.violation], excess=excess,
-                      title=f"{prop}: jepa surprise per frame (dashed: first impossible frame)")
+                      title=f"{prop}{' (' + tag.rstrip('_') + ' style)' if tag else ''}: jepa surprise per frame, "
+                            f"{what} (dashed: first impossible frame)")
         figures.append(str(path))
     return figures
 
@@ -194,13 +202,16 @@ def run_physics(quick: bool, workdir: Path, overrides: list[str], out: Path, reu
     held_out: dict[str, Any] = {}
     if heldout:  # the same members on the same test seeds in a look no training video has
         held = test_quadruplets(budget["n_quads"], style=HELDOUT, **geometry)
-        h_results, h_per_member, _, h_per_init = score_style(held, members, untrained, jcfg)
+        h_results, h_per_member, h_tables, h_per_init = score_style(held, members, untrained, jcfg)
         h_rows = style_rows(HELDOUT, h_results, h_per_member, h_per_init, train_info)
         held_out = {"heldout_style": HELDOUT, "heldout_rows": h_rows,
                  "jepa_vs_pixel_heldout": compare([{"rows": h_rows}])}
     score_seconds = round(time.time() - t0, 1)
 
     figures = surprise_figures(quads, tables["jepa"], Path(out))
+    if heldout:  # where the look changed, show a miss of each property (if the ensemble has one)
+        figures += surprise_figures(held, h_tables["jepa"], Path(out),
+                                    {p: r["failures"] for p, r in h_results["jepa"].items()}, tag=f"{HELDOUT}_")
 
     print("== bench physics: linear probes of ball position / velocity")
     n = budget["probe_videos"]
