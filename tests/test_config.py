@@ -69,7 +69,7 @@ def test_missing_file():
 
 @pytest.mark.parametrize("override,key", [("--train.method=ijepaa", "train.method"),
                                           ("--data.dataset=mnist", "data.dataset"),
-                                          ("--model.encoder=resnet", "model.encoder")])
+                                          ("--model.encoder=swin", "model.encoder")])
 def test_registry_names_are_checked_by_validate(override, key):
     cfg = build_config({}, [override])  # config.py knows no registry: the name parses
     with pytest.raises(ConfigError, match="^" + key.replace(".", r"\.") + ": unknown"):

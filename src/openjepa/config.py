@@ -94,7 +94,8 @@ class ModelConfig:
         for key in ("patch_size", "dim", "depth", "heads", "pred_dim", "pred_depth", "pred_heads", "proj_hidden",
                     "proj_dim"):
             _check(getattr(self, key) >= 1, f"model.{key}", f"must be >= 1, got {getattr(self, key)}")
-        _check(self.encoder in ("cnn", "cnn_map") or self.dim % self.heads == 0, "model.heads",  # the cnn has no heads
+        headless = self.encoder in ("cnn", "cnn_map", "resnet")  # the CNNs have no attention heads
+        _check(headless or self.dim % self.heads == 0, "model.heads",
                f"model.dim={self.dim} must be divisible by model.heads={self.heads}")
         _check(self.mlp_ratio > 0, "model.mlp_ratio", f"must be > 0, got {self.mlp_ratio}")
 
