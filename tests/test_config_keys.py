@@ -67,6 +67,7 @@ OTHER = {
     ("vjepa", "data.img_size"): 64, ("vpixel", "data.img_size"): 64, ("world_model", "data.img_size"): 33,
     ("vjepa", "model.patch_size"): 4, ("vpixel", "model.patch_size"): 4,
     ("world_model", "model.encoder"): "vit", ("world_model", "world.predictor"): "gru",
+    ("ijepa", "model.encoder"): "resnet", ("mae", "model.encoder"): "resnet", ("lejepa", "model.encoder"): "resnet",
     ("vjepa", "video.stem"): "hmlp", ("vpixel", "video.stem"): "hmlp",
     ("vjepa", "reg.ema"): False, ("world_model", "reg.ema"): True,
 }
@@ -106,12 +107,12 @@ _EMA = ("optim.ema_start", "optim.ema_end")
 
 # what each method's code path reads (grep: masked_batch reads data.crop_scale/flip; build_predictor the pred_*;
 # add_regulariser reg.kind; prediction_loss train.loss; TargetEncoder reg.ema and optim.ema_*; ...)
-HONOURED = {
+HONOURED = {  # the image methods take model.encoder=resnet (OTHER) as well as vit; cnn is refused
     "ijepa": set(_ALL + _EVAL + _VIT + _PRED + _MASK + _EMA + ("data.crop_scale", "data.flip", "train.loss",
-                                                                "reg.on")),
-    "mae": set(_ALL + _EVAL + _VIT + _PRED + _MASK + ("data.crop_scale", "data.flip")),
+                                                                "reg.on", "model.encoder")),
+    "mae": set(_ALL + _EVAL + _VIT + _PRED + _MASK + ("data.crop_scale", "data.flip", "model.encoder")),
     "lejepa": set(_ALL + _EVAL + _VIT + _VIEWS + ("data.crop_scale", "data.flip", "model.proj_hidden",
-                                                    "model.proj_dim")),
+                                                    "model.proj_dim", "model.encoder")),
     "vjepa": set(_ALL + _VIT + _PRED + _VIDEO + _EMA + ("data.flip", "train.loss", "video.target",
                                                         "video.clip_frames")),
     "vpixel": set(_ALL + _VIT + _PRED + _VIDEO + ("data.flip", "video.clip_frames")),

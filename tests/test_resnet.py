@@ -1,11 +1,16 @@
 """The resnet encoder (models/resnet.py): token-grid shapes, idx semantics, masked context encoding that sees no
-pixel outside the kept patches, features(pool)."""
+pixel outside the kept patches, features(pool), config rules, and I-JEPA / LeJEPA / MAE training with it."""
+
+import math
 
 import pytest
 import torch
 
+from openjepa.config import ConfigError, build_config, load_config
+from openjepa.methods import METHODS
 from openjepa.models import ENCODERS
 from openjepa.models.resnet import ResNetEncoder
+from openjepa.validate import check_config
 
 
 def tiny(img_size=28, patch_size=4, in_chans=1, dim=32, depth=3):
@@ -92,3 +97,60 @@ def test_features_pools():
     assert enc.features(images, pool="lastk", k=4).shape == (5, 16 + 16 + 32 + 32)  # the blocks' widths
     with pytest.raises(ValueError, match="4 blocks"):
         enc.features(images, pool="lastk", k=5)
+
+
+RESNET = ["--model.encoder=resnet", "--model.dim=32", "--model.depth=3", "--train.precision=fp32"]
+PRED = ["--model.pred_dim=16", "--model.pred_depth=1", "--model.pred_heads=2"]
+ARGS = {"ijepa": RESNET + PRED, "mae": ["--train.method=mae"] + RESNET + PRED,
+        "lejepa": ["--train.method=lejepa", "--model.proj_hidden=64", "--model.proj_dim=16"] + RESNET}
+
+
+@pytest.mark.parametrize("name,extra,chans,img", [
+    ("ijepa", [], 1, 28), ("ijepa", ["--model.patch_size=2", "--data.img_size=32", "--data.channels=3"], 3, 32),
+    ("lejepa", [], 1, 28), ("mae", [], 1, 28)])
+def test_methods_learn_with_the_resnet_in_five_steps(five_steps, name, extra, chans, img):
+    cfg = check_config(build_config({}, ARGS[name] + extra))
+    method = METHODS[name](cfg)
+    batch = method.collate(torch.randn(16, chans, img, img), torch.Generator().manual_seed(0))
+    if name == "lejepa":  # local views at views.local_size (16 px): a 4 x 4 grid
+        assert batch["local"].shape[0] == 2 and method.encoder(batch["local"][0]).shape == (16, 16, 32)
+    losses, _ = five_steps(method, torch.randn(16, chans, img, img))
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0], losses
+    if hasattr(method, "target_encoder"):
+        assert all(p.grad is None for p in method.target_encoder.parameters())
+
+
+def test_config_rules():
+    for name in ("ijepa", "lejepa", "mae"):
+        check_config(build_config({}, ARGS[name]))
+    check_config(build_config({}, ARGS["ijepa"] + ["--model.mlp_ratio=2"]))  # the predictor's MLP
+    check_config(build_config({}, ARGS["ijepa"] + ["--eval.protocols=lastk", "--eval.lastk=3"]))
+    cases = [
+        (ARGS["ijepa"] + ["--model.heads=4"], "model.heads"),
+        (ARGS["lejepa"] + ["--model.mlp_ratio=2"], "model.mlp_ratio"),
+        (["--train.method=vjepa", "--data.dataset=physics", "--data.img_size=32", "--model.patch_size=8",
+          "--model.encoder=resnet"], "model.encoder"),
+        (["--train.method=world_model", "--data.dataset=trajectories", "--model.encoder=resnet",
+          "--data.img_size=64"], "model.encoder"),
+        (["--model.encoder=cnn"], "model.encoder"),
+    ]
+    for overrides, key in cases:
+        with pytest.raises(ConfigError, match="^" + key.replace(".", r"\.")):
+            check_config(build_config({}, overrides))
+
+
+def test_ijepa_resnet_trains_with_the_real_loop_exports_and_reloads(tmp_path):
+    from openjepa.export import export_encoder, load_encoder
+    from openjepa.train.loop import train
+    from openjepa.train.run import find_preset
+
+    cfg = load_config(find_preset("smoke"), ["--model.encoder=resnet", "--train.steps=4", "--train.monitor_every=4",
+                                             "--train.ckpt_every=4"])
+    run = tmp_path / "run"
+    summary = train(cfg, run, log=lambda *a: None)
+    assert summary["finished"] and math.isfinite(summary["final_loss"])
+    enc = load_encoder(export_encoder(run, tmp_path / "export"))
+    assert isinstance(enc, ResNetEncoder)
+    images = torch.randint(0, 256, (3, 1, 28, 28), dtype=torch.uint8)
+    assert enc.counts == [0, 1, 1] and enc.widths == [16, 24, 48]  # the smoke preset's dim 48, depth 2
+    assert enc.features(images, pool="lastk", k=2).shape == (3, 24 + 48)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from openjepa.config import Config, ConfigError, DataConfig, RegConfig
+from openjepa.config import Config, ConfigError, DataConfig, RegConfig, refuse_changed
 from openjepa.data.transforms import random_resized_crop
 from openjepa.losses.sigreg import sigreg
 from openjepa.losses.vicreg import covariance_loss, variance_loss
@@ -98,8 +98,19 @@ def prediction_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torc
 IMAGE_ONLY = ("video.*", "world.*")
 
 
-def check_token_encoder(cfg: Config, method: str) -> None:
-    """Masks and crops index a token grid: refuse encoders without one (the CNN gives one latent per image)."""
-    if cfg.model.encoder != "vit":
-        raise ConfigError(f"model.encoder: method {method!r} masks or crops the patch tokens of a vit; "
-                          f"{cfg.model.encoder!r} has no token grid")
+# encoders with a token grid whose forward(x, idx) sees only the patches at idx (masks) and that take any input
+# size divisible by the patch size (LeJEPA's local views); the others give one latent per image or serve the
+# world model
+TOKEN_ENCODERS = ("vit", "resnet")
+
+
+def check_token_encoder(cfg: Config, method: str, predictor: bool = True) -> None:
+    """Masks and crops index a token grid: refuse encoders without one (the CNNs of the world model); the resnet
+    has no attention heads and no MLP (`predictor`: the method's predictor still reads model.mlp_ratio)."""
+    encoder = cfg.model.encoder
+    if encoder not in TOKEN_ENCODERS:
+        raise ConfigError(f"model.encoder: method {method!r} masks or crops a token grid, which "
+                          f"{' and '.join(TOKEN_ENCODERS)} give; {encoder!r} does not")
+    if encoder == "resnet":
+        refuse_changed(cfg, ("model.heads",) + (() if predictor else ("model.mlp_ratio",)),
+                       "the resnet encoder has no attention heads" + ("" if predictor else " and no MLP"))

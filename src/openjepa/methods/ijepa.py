@@ -5,7 +5,9 @@ Assran et al. 2023, "Self-Supervised Learning from Images with a Joint-Embedding
     x[ctx_idx]     -> online encoder                 -> z (B, Kc, D)
     predictor(z, ctx_idx, tgt_idx)                   -> (B, M, Kt, D)  vs  z_tgt[tgt_idx]
 Masks (ctx_idx (B, Kc), tgt_idx (B, M, Kt)) come from `MultiBlockMasker` in `collate`, on the CPU, after the
-random-resized crop of data.crop_scale.
+random-resized crop of data.crop_scale. With model.encoder=resnet the online encoder convolves the image with
+everything outside the context patches masked at every layer (models/resnet.py), so, as with a ViT, the
+context tokens see no target pixel; the target encoder sees the whole image.
 
 Anti-collapse (`reg`): an EMA target encoder (reg.ema) or the online encoder itself under stop-gradient, plus
 optional VICReg / SIGReg terms on pooled embeddings (`add_regulariser`; reg.on picks which).

@@ -11,8 +11,8 @@ views.local_scale); each view goes through the same encoder, is mean-pooled and 
 
 `reg.kind` picks the regulariser(s) on the projected views as in I-JEPA (`sigreg` is LeJEPA; `vicreg` gives a
 VICReg-style multi-view baseline; `none` collapses). Probes and exports use the encoder's pooled tokens, not
-the projector (`eval_encoder()`). Local views are encoded at their own resolution with sin-cos positions
-spread over the training grid.
+the projector (`eval_encoder()`). Local views are encoded at their own resolution: a vit with sin-cos positions
+spread over the training grid, the resnet (no positions) as any input whose sides are multiples of the patch.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class LeJEPA(BaseMethod):
         refuse_changed(cfg, ("train.loss",), "lejepa's invariance term is always a squared distance")
         refuse_changed(cfg, IMAGE_ONLY + ("mask.*", "model.pred_dim", "model.pred_depth", "model.pred_heads"),
                        "lejepa has no masks and no predictor")
-        check_token_encoder(cfg, "lejepa")
+        check_token_encoder(cfg, "lejepa", predictor=False)
         m = cfg.model
         if cfg.views.local_views and cfg.views.local_size % m.patch_size:
             raise ConfigError(f"views.local_size: views.local_size={cfg.views.local_size} must be divisible by "

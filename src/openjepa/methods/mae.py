@@ -11,6 +11,7 @@ Differences from I-JEPA: no EMA target encoder (the target is a fixed function o
 (setting `train.loss` is refused). Differences from the original MAE: block masks instead of 75% random patches, the
 loss covers only the M target blocks (not every non-visible patch), and the pixel decoder is I-JEPA's
 predictor (mask tokens of different blocks do not see each other). `reg.kind` applies as in I-JEPA.
+model.encoder=resnet encodes the context with masked convolutions (models/resnet.py), a SparK-style CNN MAE.
 """
 
 from __future__ import annotations

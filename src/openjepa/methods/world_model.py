@@ -61,6 +61,9 @@ class WorldModel(TargetEncoder):
                        "world_model has no video clips, no masks, no multi-view crops and no projector")
         refuse_changed(cfg, ("data.crop_scale", "data.flip"), "world_model trains on whole observations (flips "
                                                               "would contradict the actions)")
+        if cfg.model.encoder == "resnet":
+            raise ConfigError("model.encoder: world_model encodes observations with vit, cnn or cnn_map; resnet is "
+                              "an encoder of the image methods (ijepa, lejepa, mae)")
         if cfg.model.encoder in ("cnn", "cnn_map"):
             refuse_changed(cfg, ("model.patch_size", "model.heads"), "the cnn encoder has no patches and no heads")
         if (cfg.model.encoder == "cnn_map") != (cfg.world.predictor == "conv"):
