@@ -98,11 +98,19 @@ def test_a_world_model_probes_its_own_step(cache, monkeypatch):
     assert "|step world_model" in next(iter(json.loads(cache.read_text())))
 
 
-@pytest.mark.parametrize("what", ["block", "step"])
+def test_a_convolutional_image_encoder_is_probed_as_itself(cache, monkeypatch):
+    calls = []
+    monkeypatch.setattr(precision, "probe", fake_probe(2.0, 1.0, calls))
+    assert precision.resolve_precision(smoke("--train.precision=auto", "--model.encoder=resnet"), CPU) == "bf16"
+    assert calls[0][:2] == ("encoder", "resnet") and "|encoder resnet" in next(iter(json.loads(cache.read_text())))
+
+
+@pytest.mark.parametrize("what", ["block", "step", "encoder"])
 def test_the_probe_leaves_the_random_stream_alone(what):
     """A run that probes starts from the same weights as one that reads the cached verdict."""
-    cfg = build_config({}, [*WORLD, "--train.precision=auto"])
-    shape = precision.probe_shape(cfg) if what == "step" else (16, 2, 4)
+    cfg = build_config({}, [*WORLD, "--train.precision=auto"]) if what == "step" else \
+        smoke("--train.precision=auto", "--model.encoder=resnet")
+    shape = (16, 2, 4) if what == "block" else precision.probe_shape(cfg)
     torch.manual_seed(3)
     before = torch.get_rng_state()
     t = precision.probe(shape, batch=2, repeats=1, cfg=cfg)

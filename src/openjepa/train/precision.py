@@ -5,7 +5,8 @@
            tie). What it times: for transformer methods one block at the run's width, token count and a small
            batch; for methods with other parts (the world model's CNN encoder and GRU / conv predictor, bound by
            small ops where bf16 can lose) the method's own step on random data of the training form
-           (`example_input`). The verdict is cached per (CPU model, torch version, threads, probed shape) in
+           (`example_input`); for a convolutional image encoder (resnet) that encoder on a batch of images. The
+           verdict is cached per (CPU model, torch version, threads, probed shape) in
            ~/.cache/openjepa/precision.json ($OPENJEPA_CACHE overrides the folder), so a machine is probed once.
            The probe draws from its own random stream: a run's initial weights do not depend on whether it probed
     other  fp32 (autocast is off on MPS anyway)
@@ -66,10 +67,15 @@ STEP_BATCH = 16  # rows of the step probe's batch
 
 def probe_shape(cfg: Config) -> tuple:
     """What the probe times: (width, heads, tokens) of the run's encoder blocks (tokens: the full image's patches,
-    at most 256), or for a method with `example_input` (the world model) ("step", method, its shape settings)."""
+    at most 256); for a method with `example_input` (the world model) ("step", method, its shape settings); for
+    another encoder than a ViT (resnet) ("encoder", its shape settings): the encoder on a batch of images."""
     from openjepa.methods import METHODS
 
     m = cfg.model
+    if m.encoder not in ("vit", "cnn", "cnn_map") and not hasattr(METHODS[cfg.train.method], "example_input"):
+        d = cfg.data
+        return ("encoder", m.encoder, m.dim, m.depth, m.patch_size, d.img_size, d.channels,
+                min(d.batch_size, STEP_BATCH))
     if hasattr(METHODS[cfg.train.method], "example_input"):
         d, w = cfg.data, cfg.world
         return ("step", cfg.train.method, m.encoder, m.dim, m.depth, m.pred_dim, m.pred_depth, w.predictor,
@@ -79,7 +85,8 @@ def probe_shape(cfg: Config) -> tuple:
 
 
 def cache_key(shape: tuple) -> str:
-    what = f"step {'x'.join(map(str, shape[1:]))}" if shape[0] == "step" else f"block {'x'.join(map(str, shape))}"
+    what = (f"{shape[0]} {'x'.join(map(str, shape[1:]))}" if shape[0] in ("step", "encoder")
+            else f"block {'x'.join(map(str, shape))}")
     return f"{cpu_info()['cpu_model']}|torch {torch.__version__}|threads {torch.get_num_threads()}|{what}"
 
 
@@ -103,16 +110,23 @@ def _time_both(run: Callable[[], torch.Tensor], repeats: int) -> dict[str, float
 
 def probe(shape: tuple, batch: int = 32, repeats: int = 5, cfg: Config | None = None) -> dict[str, float]:
     """Seconds per forward + backward in fp32 and bf16 (median of `repeats`) of what probe_shape names: one
-    pre-norm block (B=batch, N=tokens, D=width), or cfg's method step on example_input (shape[0] == "step").
+    pre-norm block (B=batch, N=tokens, D=width), cfg's method step on example_input (shape[0] == "step"), or cfg's
+    encoder on random images (shape[0] == "encoder").
     Runs on its own random stream (torch.random.fork_rng): the caller's stream is left where it was."""
     from openjepa.methods import METHODS
     from openjepa.models.vit import Block
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
+        if shape[0] in ("step", "encoder") and cfg is None:
+            raise ValueError(f"a {shape[0]} probe needs the run's config")
+        if shape[0] == "encoder":
+            from openjepa.methods.common import build_encoder
+
+            encoder = build_encoder(cfg)
+            images = torch.randn(shape[-1], cfg.data.channels, cfg.data.img_size, cfg.data.img_size)
+            return _time_both(lambda: encoder(images).float().square().mean(), repeats)
         if shape[0] == "step":
-            if cfg is None:
-                raise ValueError("a step probe needs the run's config")
             method = METHODS[cfg.train.method](cfg)
             x = method.example_input(cfg, shape[-1], torch.Generator().manual_seed(0))
             return _time_both(lambda: method.step({**x, "seed": 0})[0], repeats)
