@@ -3,6 +3,8 @@
     render_drive(cfg, seed, frames) -> dict of arrays      = render(simulate(cfg, seed, frames))
     simulate(cfg, seed, frames) -> DriveScene              per-frame states (world.py): edit them, then
     render(scene, frames=None) -> dict of arrays           draw them (render.py)
+    violations.make_quadruplet(kind, seed, cfg) -> ...     matched possible / impossible clips (teleport, vanish,
+                                                           pass_through) for surprise tests (violations.py)
 
 A road with lanes and bends, other vehicles (cars, vans, trucks) that follow, brake, change lanes and occlude
 one another, trees, poles and buildings on both sides, and a drive-wide look (sky, road, verge, paint, sun,
