@@ -12,6 +12,7 @@ import yaml
 import openjepa.bench.driving as bd
 from openjepa.cli import main
 from openjepa.data.driving import DrivingConfig, render_drive
+from openjepa.data.driving.violations import KINDS
 from openjepa.eval import driving as dp
 from openjepa.train.run import find_preset
 
@@ -155,7 +156,7 @@ def test_the_pixel_preset_is_the_jepa_presets_twin():
 
 
 TINY = {"drives": 2, "drive_frames": 8, "probe_drives": 1, "val_drives": 1, "test_drives": 1,
-        "probe_frames": 16, "test_frames": 40, "stride": 2, "seeds": 2,
+        "probe_frames": 16, "test_frames": 40, "stride": 2, "seeds": 2, "surprise_quads": 1, "surprise_frames": 16,
         "overrides": ["--data.img_size=16", "--data.batch_size=4", "--model.patch_size=4", "--model.dim=16",
                       "--model.depth=1", "--model.heads=2", "--model.pred_dim=16", "--model.pred_depth=1",
                       "--model.pred_heads=2", "--video.frames=4", "--video.context_frames=2",
@@ -171,9 +172,19 @@ def test_suite_rows(tmp_path, monkeypatch):
     assert main(["bench", "driving", "--quick", "--out", str(out), "--workdir", str(tmp_path / "work")]) == 0
     result = json.loads(out.read_text())
     assert result["suite"] == "driving" and result["git_sha"] and result["machine"] and result["configs"]["pixel"]
-    rows = result["rows"]
+    rows = [r for r in result["rows"] if r["probe"] != "surprise"]
     assert {(r["model"], r["probe"]) for r in rows} == {(m, p) for m in ("jepa", "pixel", "untrained", "raw_pixels")
                                                         for p in ("depth", "ego_motion", "detection")}
+    surprise = [r for r in result["rows"] if r["probe"] == "surprise"]
+    assert {(r["model"], r["violation"]) for r in surprise} == {(m, k) for m in ("jepa", "pixel", "untrained",
+                                                                                 "copy_last") for k in KINDS}
+    for r in surprise:
+        seeds = 1 if r["model"] == "copy_last" else 2
+        assert r["seeds"] == seeds and r["n_quads"] == 1 and len(r["relative_accuracy_per_seed"]) == seeds
+        assert all(v in (0.0, 0.5, 1.0) for v in r["relative_accuracy_per_seed"])
+        assert r["relative_accuracy"] == pytest.approx(np.mean(r["relative_accuracy_per_seed"]))
+        assert (r["relative_accuracy_ci95"] is None) == (seeds == 1)
+        assert len(r["quad_scores"]) == seeds and all(len(q) == 1 and len(q[0]) == 4 for q in r["quad_scores"])
     for r in rows:
         if r["probe"] == "depth":
             assert r["abs_rel"] > 0 and 0 <= r["delta1"] <= 1 and r["rmse"] > 0
@@ -189,4 +200,4 @@ def test_suite_rows(tmp_path, monkeypatch):
             assert [c.split("/")[-3] for c in r["checkpoints"]] == ["seed0", "seed1"]
     assert all((tmp_path / f).exists() for f in [result["figures"][0]]) and result["figures"][0].endswith(".png")
     s = result["seeds"]
-    assert len({s["pretrain"], s["probe_train"], s["probe_val"], s["test"]}) == 4
+    assert len({s["pretrain"], s["probe_train"], s["probe_val"], s["test"], s["surprise"]}) == 5

@@ -1,10 +1,14 @@
-"""Matched possible / impossible driving clips (data/driving/violations.py): the spliced kinds are exact, each
-violation happens in 3-D and in the pixels, pass-through pairs are matched up to the braking onset, same seed same
-clips."""
+"""Matched possible / impossible driving clips (data/driving/violations.py) and their scoring by `bench driving`:
+the spliced kinds are exact, each violation happens in 3-D and in the pixels, pass-through pairs are matched up to
+the braking onset, same seed same clips, and oracle / blind / constant scorers get 1, ties and 1/2."""
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
+import openjepa.bench.driving as bd
 from openjepa.data.driving import DrivingConfig, frame_objects, render, simulate
 from openjepa.data.driving import violations as vi
 from openjepa.data.driving.world import road_at
@@ -126,3 +130,42 @@ def test_bad_arguments_are_refused():
         vi.plan_quadruplet("levitate", 0, CAM)
     with pytest.raises(ValueError, match="frames must be >= 16"):
         vi.plan_quadruplet("vanish", 0, CAM, frames=12)
+
+
+class _Scorer(torch.nn.Module):
+    """A stand-in video world model for eval/surprise.py: `fn` maps the predicted frames (B, C, W - c, H, W) and
+    the last context frame to an error per predicted frame (B, W - c); slices average it over the tubelet."""
+    cfg = SimpleNamespace(video=SimpleNamespace(frames=4, tubelet=2, context_frames=2))
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def future_error(self, x: torch.Tensor, context_frames: int) -> torch.Tensor:
+        err = self.fn(x[:, :, context_frames - 1:])  # (B, W - c)
+        return err.view(err.shape[0], -1, 2).mean(-1)
+
+
+def test_relative_accuracy_of_oracle_blind_and_constant_scorers(quads):
+    """A frame-change detector (the oracle for the spliced kinds: only the change at s is impossible) scores 1, the
+    same detector negated 0; a scorer of each frame alone (its mean brightness) ties on every spliced quadruplet
+    (C + D show exactly the frames of A + B) and so scores 1/2, as a constant scorer does on every kind."""
+    flat = [q for kind in vi.KINDS for q in quads[kind]]
+    change = _Scorer(lambda x: (x[:, :, 1:] - x[:, :, :-1]).abs().mean((1, 3, 4)))
+    res = bd.score_surprise(change, flat)
+    neg = bd.score_surprise(_Scorer(lambda x: -(x[:, :, 1:] - x[:, :, :-1]).abs().mean((1, 3, 4))), flat)
+    blind = bd.score_surprise(_Scorer(lambda x: x[:, :, 1:].mean((1, 3, 4))), flat)
+    const = bd.score_surprise(_Scorer(lambda x: torch.zeros(x.shape[0], x.shape[2] - 1)), flat)
+    assert set(res) == set(vi.KINDS)
+    for kind in ("teleport", "vanish"):
+        assert res[kind]["relative_accuracy"] == 1.0 and res[kind]["failures"] == []
+        assert neg[kind]["relative_accuracy"] == 0.0
+        assert blind[kind]["relative_accuracy"] == 0.5 and blind[kind]["failures"] == list(SEEDS[kind])
+    for kind in vi.KINDS:
+        assert const[kind]["relative_accuracy"] == 0.5
+        assert [len(sc) for sc in const[kind]["quad_scores"]] == [4] * len(SEEDS[kind])
+    rows = bd.surprise_rows("oracle", [res, neg])
+    tele = next(r for r in rows if r["violation"] == "teleport")
+    assert tele["relative_accuracy"] == 0.5 and tele["relative_accuracy_per_seed"] == [1.0, 0.0]
+    assert tele["relative_accuracy_ci95"] is not None and tele["n_quads"] == len(SEEDS["teleport"])
+    assert tele["relative_accuracy_ensemble"] == 0.5  # the two seeds' surprises cancel: every quadruplet ties

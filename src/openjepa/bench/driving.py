@@ -7,7 +7,8 @@ Data (data/driving, all square frames of data.img_size px at focal FOCAL x width
     probe train   `probe_drives` drives, seeds PROBE_SEED + i      (the probes' fit)
     probe val     `val_drives` drives, seeds VAL_SEED + i          (the probes' L2 strength)
     test          `test_drives` drives of `test_frames`, seeds TEST_SEED + i (scored only)
-The four seed ranges are disjoint. Probe frames are every `stride`-th frame from video.frames - 1 on; a frame's
+    surprise      `surprise_quads` quadruplets per violation, drives of seeds SURPRISE_SEED + i (scored only)
+The five seed ranges are disjoint. Probe frames are every `stride`-th frame from video.frames - 1 on; a frame's
 features are the tokens of the encoder's last time slice on the video.frames frames ending at it (the clip
 length it trained on), (hw, D); raw pixels are that slice's pixel tubelets, (hw, C*t*p*p).
 
@@ -18,6 +19,13 @@ inits); `raw_pixels`. Rows, one per model and probe:
     ego_motion t_err (%), r_err (deg / 100 m) (KITTI odometry style over the test drives), step_rmse of (dx, dz,
                dyaw)
     detection  ap_easy, ap_moderate, ap_hard (AP@0.5, R40, KITTI levels with heights scaled by our focal)
+    surprise   one row per violation (`violation`: teleport, vanish, pass_through; data/driving/violations.py):
+               relative_accuracy over `surprise_quads` matched quadruplets of `surprise_frames`-frame clips (seeds
+               SURPRISE_SEED + i): the share whose two impossible clips are together more surprising (mean window
+               prediction error, eval/surprise.py) than the two possible ones, ties 1/2; `relative_accuracy_ensemble`
+               scores the mean of the seeds' surprises (eval/surprise.Ensemble); `failures` (quadruplet seeds
+               wrong or tied) and `quad_scores` (A, B, C, D) per seed. `copy_last` (no learning: every future frame
+               is the last context frame, physics_scoring.CopyLast) takes raw pixels' place in these rows.
 Each metric is the mean over seeds, with `<metric>_per_seed` values and a 95% t-interval `<metric>_ci95` when
 there are >= 2 seeds; `lambda` (the probe's L2 strength chosen on val) and `stretches` are lists per seed.
 `quick` uses 1 seed and a tiny budget: a smoke run of the pipeline, not a result. A figure (a test frame, its
@@ -34,8 +42,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from openjepa.bench.physics_scoring import CopyLast, quad_outcomes, surprise_table
 from openjepa.config import load_config
 from openjepa.data.driving import DrivingConfig, frame_objects, render_drive
+from openjepa.data.driving.violations import KINDS, test_quadruplets
 from openjepa.data.kitti import write_drives
 from openjepa.data.transforms import normalize
 from openjepa.eval import driving as probes
@@ -48,11 +58,12 @@ from openjepa.validate import resolve_config
 
 PRESETS = {"jepa": "vjepa_driving_cpu", "pixel": "vpixel_driving_cpu"}
 FOCAL = 1.3  # focal length / image width of the bench's square camera (KITTI's 0.581 of a 3:1 frame; see docs)
-PRETRAIN_SEED, PROBE_SEED, VAL_SEED, TEST_SEED = 0, 1_000_000, 2_000_000, 3_000_000
+PRETRAIN_SEED, PROBE_SEED, VAL_SEED, TEST_SEED, SURPRISE_SEED = 0, 1_000_000, 2_000_000, 3_000_000, 4_000_000
 FULL = {"drives": 96, "drive_frames": 160, "probe_drives": 12, "val_drives": 3, "test_drives": 4,
-        "probe_frames": 200, "test_frames": 400, "stride": 2, "seeds": 2, "overrides": []}
+        "probe_frames": 200, "test_frames": 400, "stride": 2, "seeds": 2, "surprise_quads": 40,
+        "surprise_frames": 24, "overrides": []}
 QUICK = {"drives": 12, "drive_frames": 64, "probe_drives": 3, "val_drives": 1, "test_drives": 1,
-         "probe_frames": 80, "test_frames": 240, "stride": 2, "seeds": 1,
+         "probe_frames": 80, "test_frames": 240, "stride": 2, "seeds": 1, "surprise_quads": 4, "surprise_frames": 24,
          "overrides": ["--train.steps=60", "--data.batch_size=8", "--model.dim=64", "--model.depth=2",
                        "--model.heads=2", "--model.pred_dim=32", "--model.pred_depth=2", "--model.pred_heads=2",
                        "--train.monitor_every=0", "--train.ckpt_every=60"]}
@@ -183,6 +194,36 @@ def aggregate(model: str, per_seed: list[dict[str, dict]]) -> list[dict]:
     return rows
 
 
+def score_surprise(method, quads) -> dict[str, dict]:
+    """Per violation kind: relative accuracy of `method` (anything with cfg and future_error, see eval/surprise.py)
+    on the quadruplets of that kind, the seeds it got wrong or tied (`failures`) and the (A, B, C, D) surprises."""
+    table = surprise_table(method, quads, "cpu")
+    out = {}
+    for kind in KINDS:
+        sel = [(q, [v["surprise_mean"] for v in r]) for q, r in zip(quads, table) if q.kind == kind]
+        if sel:
+            outcome = quad_outcomes([sc for _, sc in sel])
+            out[kind] = {"relative_accuracy": float(outcome.mean()), "quad_scores": [sc for _, sc in sel],
+                         "failures": [q.seed for (q, _), o in zip(sel, outcome) if o < 1]}
+    return out
+
+
+def surprise_rows(model: str, per_seed: list[dict[str, dict]]) -> list[dict]:
+    """One row per violation kind from score_surprise results per seed: the mean relative accuracy, per seed,
+    ci95, and the ensemble's (the seeds' surprises averaged, as eval/surprise.Ensemble scores)."""
+    rows = []
+    for kind in per_seed[0]:
+        vals = [s[kind]["relative_accuracy"] for s in per_seed]
+        ens = np.mean([s[kind]["quad_scores"] for s in per_seed], 0)  # (n, 4)
+        rows.append({"model": model, "probe": "surprise", "violation": kind, "seeds": len(per_seed),
+                     "n_quads": len(ens), "relative_accuracy": float(np.mean(vals)),
+                     "relative_accuracy_per_seed": vals, "relative_accuracy_ci95": _ci95(vals),
+                     "relative_accuracy_ensemble": float(quad_outcomes(ens).mean()),
+                     "failures": [s[kind]["failures"] for s in per_seed],
+                     "quad_scores": [s[kind]["quad_scores"] for s in per_seed]})
+    return rows
+
+
 def figure(drive: dict, pred: dict, cam: DrivingConfig, path: Path, title: str) -> str:
     """A test frame with true boxes, predicted boxes, true and predicted depth, side by side."""
     import matplotlib
@@ -232,15 +273,16 @@ def run_driving(quick: bool, workdir: Path, overrides: list[str], out: Path) -> 
     splits = {"train": render_split(cam, PROBE_SEED, b["probe_drives"], b["probe_frames"], window, b["stride"]),
               "val": render_split(cam, VAL_SEED, b["val_drives"], b["probe_frames"], window, b["stride"]),
               "test": render_split(cam, TEST_SEED, b["test_drives"], b["test_frames"], window, b["stride"])}
+    quads = test_quadruplets(b["surprise_quads"], cam, b["surprise_frames"], seed=SURPRISE_SEED)
     data_seconds = round(time.time() - t0, 1)
-    print(f"== bench driving: {b['drives']} pretraining drives written to {root}, probe drives rendered "
-          f"({data_seconds}s)")
+    print(f"== bench driving: {b['drives']} pretraining drives written to {root}, probe drives and "
+          f"{len(quads)} surprise quadruplets rendered ({data_seconds}s)")
 
     configs, per_seed, train_info, fig_pred = {}, {}, {}, None
-    encoders: dict[str, list] = {}
+    methods: dict[str, list] = {}
     for name, preset in PRESETS.items():
         seed0 = load_config(find_preset(preset), base).train.seed
-        encoders[name], train_info[name] = [], {"train_seconds": [], "checkpoints": []}
+        methods[name], train_info[name] = [], {"train_seconds": [], "checkpoints": []}
         for seed in range(seed0, seed0 + b["seeds"]):
             cfg = resolve_config(load_config(find_preset(preset), base + [f"--data.path={root}",
                                                                          f"--train.seed={seed}"]))
@@ -252,11 +294,12 @@ def run_driving(quick: bool, workdir: Path, overrides: list[str], out: Path) -> 
             train_info[name]["train_seconds"].append(round(time.time() - t1, 1))
             ckpt = run_dir / "checkpoints" / "last.pt"
             train_info[name]["checkpoints"].append(str(ckpt))
-            encoders[name].append(load_method(ckpt)[0].eval().eval_encoder())
-    encoders["untrained"] = []
+            methods[name].append(load_method(ckpt)[0].eval())
+    methods["untrained"] = []
     for k in range(b["seeds"]):
         torch.manual_seed(1000 + k)
-        encoders["untrained"].append(METHODS["vjepa"](cfg0).eval().eval_encoder())
+        methods["untrained"].append(METHODS["vjepa"](cfg0).eval())
+    encoders = {name: [m.eval_encoder() for m in ms] for name, ms in methods.items()}
 
     t0 = time.time()
     rows = []
@@ -276,6 +319,14 @@ def run_driving(quick: bool, workdir: Path, overrides: list[str], out: Path) -> 
             rows.append(r | ({"train_seconds": train_info[name]["train_seconds"],
                               "checkpoints": train_info[name]["checkpoints"]} if name in train_info else {}))
     probe_seconds = round(time.time() - t0, 1)
+
+    t0 = time.time()
+    for name, ms in [*methods.items(), ("copy_last", [CopyLast(cfg0)])]:
+        print(f"== bench driving: surprise of {name} on {len(quads)} quadruplets ({len(ms)} seed(s))")
+        for r in surprise_rows(name, [score_surprise(m, quads) for m in ms]):
+            rows.append(r | ({"train_seconds": train_info[name]["train_seconds"],
+                              "checkpoints": train_info[name]["checkpoints"]} if name in train_info else {}))
+    surprise_seconds = round(time.time() - t0, 1)
     fig = figure(splits["test"][0], fig_pred, cam, Path(out).with_name(f"{Path(out).stem}_frame.png"),
                  f"bench driving{' --quick (smoke run)' if quick else ''}: test drive seed {splits['test'][0]['seed']},"
                  f" jepa seed {cfg0.train.seed} probes")
@@ -284,6 +335,8 @@ def run_driving(quick: bool, workdir: Path, overrides: list[str], out: Path) -> 
             "budget": {k: v for k, v in b.items() if k != "overrides"} | {"overrides": [*b["overrides"], *overrides]},
             "camera": {"height": cam.height, "width": cam.width, "focal_px": cam.focal * cam.width,
                        "difficulty_heights_px": probes.difficulty_heights(cam.focal * cam.width)},
-            "seeds": {"pretrain": PRETRAIN_SEED, "probe_train": PROBE_SEED, "probe_val": VAL_SEED, "test": TEST_SEED},
-            "configs": configs, "data_seconds": data_seconds, "probe_seconds": probe_seconds, "rows": rows,
+            "seeds": {"pretrain": PRETRAIN_SEED, "probe_train": PROBE_SEED, "probe_val": VAL_SEED, "test": TEST_SEED,
+                      "surprise": SURPRISE_SEED},
+            "configs": configs, "data_seconds": data_seconds, "probe_seconds": probe_seconds,
+            "surprise_seconds": surprise_seconds, "rows": rows,
             "figures": [fig]}
