@@ -169,3 +169,22 @@ def test_relative_accuracy_of_oracle_blind_and_constant_scorers(quads):
     assert tele["relative_accuracy"] == 0.5 and tele["relative_accuracy_per_seed"] == [1.0, 0.0]
     assert tele["relative_accuracy_ci95"] is not None and tele["n_quads"] == len(SEEDS["teleport"])
     assert tele["relative_accuracy_ensemble"] == 0.5  # the two seeds' surprises cancel: every quadruplet ties
+
+
+def test_data_violations_writes_the_clips_openjepa_surprise_reads(tmp_path):
+    from openjepa.cli import build_parser, main
+    from openjepa.data.video import load_video
+
+    assert main(["data", "violations", "--n", "1", "--out", str(tmp_path), "--kinds", "vanish", "--frames", "16",
+                 "--seed", "0", "--env.height=32", "--env.width=32"]) == 0
+    d = tmp_path / "vanish_0"
+    assert sorted(p.name for p in d.iterdir()) == ["impossible_C.npy", "impossible_D.npy", "info.json",
+                                                   "possible_A.npy", "possible_B.npy"]
+    q = vi.make_quadruplet("vanish", 0, CAM, T)  # the command's camera is the bench's square one
+    for name, clip in zip(("possible_A", "possible_B", "impossible_C", "impossible_D"), (*q.possible, *q.impossible)):
+        assert np.array_equal(np.load(d / f"{name}.npy"), clip)
+    assert load_video(d / "impossible_C.npy", 32, 3).shape == (3, T, 32, 32)
+    assert '"splice": %d' % q.splice in (d / "info.json").read_text()
+    assert main(["data", "violations", "--n", "1", "--out", str(tmp_path), "--kinds", "levitate"]) == 2
+    # the default seed is the bench's surprise test set
+    assert build_parser().parse_args(["data", "violations", "--n", "1", "--out", "x"]).seed == bd.SURPRISE_SEED

@@ -1,4 +1,4 @@
-"""`openjepa` command line: train, eval, embed, demo, bench, data collect, data driving, plan.
+"""`openjepa` command line: train, eval, embed, demo, bench, data collect, data driving, data violations, plan.
 
 Run `openjepa COMMAND --help` for each command's options.
 """
@@ -34,6 +34,7 @@ EPILOG = """examples:
   openjepa data collect two_rooms --episodes 3000 --steps 80 --out data/two_rooms
   openjepa train world_model_two_rooms --data.path=data/two_rooms --out runs/wm
   openjepa data driving --sequences 4 --frames 400 --out data/kitti_sim   # KITTI-layout drives with ground truth
+  openjepa data violations --n 4 --out data/violations   # driving clips: teleport, vanish, pass-through (+ possible)
   openjepa plan runs/wm --env two_rooms --planner mppi --episodes 50 --json
 """
 
@@ -291,6 +292,25 @@ def cmd_data_driving(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_violations(args: argparse.Namespace) -> int:
+    from openjepa.bench.driving import FOCAL
+    from openjepa.data.driving import DrivingConfig
+    from openjepa.data.driving.violations import KINDS, write_quadruplets
+    from openjepa.data.envs import override_kwargs
+
+    kinds = tuple(args.kinds.split(","))
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise ValueError(f"--kinds: unknown {', '.join(unknown)}; choose from {', '.join(KINDS)}")
+    square = {"height": 64, "width": 64, "focal": FOCAL}  # bench driving's camera, what the driving presets see
+    cfg = DrivingConfig(**(square | override_kwargs(DrivingConfig, args.overrides)))
+    out = write_quadruplets(args.out, args.n, cfg, args.frames, seed=args.seed, kinds=kinds, progress=True)
+    print(f"wrote {args.n} quadruplets per kind ({', '.join(kinds)}) to {out}: KIND_SEED/possible_A.npy, "
+          f"possible_B.npy, impossible_C.npy, impossible_D.npy, info.json; score one with openjepa surprise CKPT "
+          f"{out}/{kinds[0]}_{args.seed}/*.npy")
+    return 0
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from openjepa.planning.run import plan_episodes
 
@@ -460,7 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--heldout", action="store_true", help="physics: also score every model on the same test seeds "
                    "drawn in the held-out style family (a look no training video has): the result's heldout_rows")
     b.set_defaults(func=cmd_bench)
-    dc = sub.add_parser("data", help="offline datasets: env trajectories (data collect), driving drives (data driving)")
+    dc = sub.add_parser("data", help="offline datasets: env trajectories (data collect), driving drives (data "
+                        "driving), driving surprise clips (data violations)")
     dsub = dc.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
     c = dsub.add_parser("collect", help="roll out an exploration policy in an env and store the trajectories",
                         description="Write DIR/meta.json + DIR/shard_*.npz: obs uint8 (n, T+1, C, H, W), actions "
@@ -488,6 +509,22 @@ def build_parser() -> argparse.ArgumentParser:
     dd.add_argument("--out", required=True, metavar="DIR")
     dd.add_argument("--seed", type=int, default=0, help="sequence i is drawn from seed SEED + i")
     dd.set_defaults(func=cmd_data_driving)
+    dv = dsub.add_parser("violations", help="render matched possible / impossible driving clips (teleport, vanish, "
+                         "pass_through) to score with openjepa surprise",
+                         description="Write N matched quadruplets per violation (data/driving/violations.py; "
+                         "docs/driving.md) as OUT/KIND_SEED/possible_A.npy, possible_B.npy, impossible_C.npy, "
+                         "impossible_D.npy (uint8 (T, H, W, 3)) and info.json. The camera is bench driving's square "
+                         "one (64 x 64 px, focal 1.3 x width), what the driving presets train on; change it with "
+                         "--env.KEY=VALUE (e.g. --env.height=32 --env.width=32).",
+                         epilog="example: openjepa data violations --n 4 --out data/violations")
+    dv.add_argument("--n", type=int, required=True, help="quadruplets per violation kind (seeds SEED .. SEED + N - 1)")
+    dv.add_argument("--out", required=True, metavar="DIR")
+    dv.add_argument("--kinds", default="teleport,vanish,pass_through", help="comma-separated violation kinds "
+                    "(default: all three)")
+    dv.add_argument("--frames", type=int, default=24, help="frames per clip (>= 16; default 24, bench driving's)")
+    dv.add_argument("--seed", type=int, default=4_000_000, help="first seed (default 4000000: bench driving's "
+                    "surprise test set)")
+    dv.set_defaults(func=cmd_data_violations)
 
     pl = sub.add_parser("plan", help="plan to goal images with a trained world model (MPC) and report success",
                         description="Run MPC episodes with a world_model checkpoint: encode the goal image, plan "

@@ -4,6 +4,8 @@
                                                                (T, H, W, 3) each, T = frames
     plan_quadruplet(kind, seed, cfg, frames) -> Plan            the edited drives and the clip, before drawing
     test_quadruplets(n, cfg, frames, seed, kinds) -> list        n per kind, seeds seed .. seed + n - 1
+    write_quadruplets(root, n, cfg, ...) -> root                 the same as .npy clips for `openjepa surprise`
+                                                               (`openjepa data violations`)
 
 Kinds (`KINDS`), each built from one simulated drive (world.simulate) whose states are edited (`without`,
 `moved`) and drawn by the renderer (render.render):
@@ -47,7 +49,9 @@ frames work too. Everything is a pure function of (kind, seed, cfg, frames).
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -408,6 +412,30 @@ def make_quadruplet(kind: str, seed: int, cfg: DrivingConfig, frames: int = 24) 
         s = plan.splice
         C, D = np.concatenate([A[:s], B[s:]]), np.concatenate([B[:s], A[s:]])
     return Quadruplet(kind, seed, (A, B), (C, D), plan.splice, plan.violation, plan)
+
+
+def write_quadruplets(root: str | Path, n: int, cfg: DrivingConfig, frames: int = 24, seed: int = 0,
+                      kinds: tuple[str, ...] = KINDS, progress: bool = False) -> Path:
+    """n quadruplets per kind as files `openjepa surprise` reads: ROOT/<kind>_<seed>/possible_A.npy, possible_B.npy,
+    impossible_C.npy, impossible_D.npy (uint8 (T, H, W, 3)) and info.json (splice, violation, drive frames, tracks,
+    jump)."""
+    root = Path(root)
+    for kind in kinds:
+        for i in range(n):
+            q = make_quadruplet(kind, seed + i, cfg, frames)
+            d = root / f"{kind}_{q.seed}"
+            d.mkdir(parents=True, exist_ok=True)
+            for name, clip in zip(("possible_A", "possible_B", "impossible_C", "impossible_D"),
+                                  (*q.possible, *q.impossible)):
+                np.save(d / f"{name}.npy", clip)
+            p = q.plan
+            info = {"kind": kind, "seed": q.seed, "splice": q.splice, "violation": q.violation,
+                    "tracks": list(p.tracks), "jump": p.jump, "drive_frames": [p.clip.start, p.clip.stop],
+                    "height": cfg.height, "width": cfg.width, "focal": cfg.focal}
+            (d / "info.json").write_text(json.dumps(info, indent=1) + "\n")
+            if progress:
+                print(f"{d}: splice {q.splice}, violation at frame {q.violation}", flush=True)
+    return root
 
 
 def test_quadruplets(n: int, cfg: DrivingConfig, frames: int = 24, seed: int = 0, kinds: tuple[str, ...] = KINDS
