@@ -201,3 +201,13 @@ def test_suite_rows(tmp_path, monkeypatch):
     assert all((tmp_path / f).exists() for f in [result["figures"][0]]) and result["figures"][0].endswith(".png")
     s = result["seeds"]
     assert len({s["pretrain"], s["probe_train"], s["probe_val"], s["test"], s["surprise"]}) == 5
+
+
+def test_seed_intervals_use_the_t_quantile_of_their_degrees_of_freedom():
+    from openjepa.bench.driving import _ci95
+
+    for n, t in ((2, 12.706), (6, 2.571), (8, 2.365), (14, 2.179), (400, 1.980)):
+        v = np.arange(n, dtype=np.float64)
+        lo, hi = _ci95(list(v))
+        assert abs((hi - lo) / 2 - t * v.std(ddof=1) / np.sqrt(n)) < 1e-9, n
+    assert _ci95([1.0]) is None
