@@ -38,10 +38,19 @@ Looks: every generator takes `style`, a family of data/physics_styles.py: `plain
 default), `train` (randomised textures, shapes, colours, camera noise; what training with
 video.physics_style=random draws) or `heldout` (a disjoint family, refused for training videos). A style is drawn
 from its own random stream keyed by the scene's seed, so a seed's trajectories are the same in every style.
+
+Resolution and frame rate (opt-in; the defaults leave every video as above): `render_scale` k renders a video at
+k * size and box-downsamples it (`downsample`: the exact mean of each k x k block, rounded) to size, like a user's
+high-resolution clip shrunk to the model's input (softer edges; camera noise, drawn at the render resolution, is
+attenuated). `fps_scale` f films the same physical scene at 1/f of the frame rate (`simulate`): per-frame velocities
+x f, gravity per frame^2 x f^2, the same bounces and collisions. `train_videos` draws k and f per video from
+`render_scales` and `fps_scales`, each from its own stream keyed by the seed (`video_scales`), apart from the
+physics and style streams; test quadruplets take a render_scale (they stay exact splices) but never an fps_scale.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,15 +109,50 @@ def render(scene: Scene, pos: np.ndarray, present: np.ndarray, size: int = 32, c
     return to_uint8(frames, channels)
 
 
+def downsample(frames: np.ndarray, k: int) -> np.ndarray:
+    """uint8 (T, k*H, k*W, C) -> uint8 (T, H, W, C): the exact mean of each k x k block, rounded to the nearest
+    integer (half to even), frame by frame (a frame's result depends on that frame alone)."""
+    if k == 1:
+        return frames
+    T, kH, kW, C = frames.shape
+    if kH % k or kW % k:
+        raise ValueError(f"frames of {kH}x{kW} pixels do not split into {k}x{k} blocks")
+    s = frames.reshape(T, kH // k, k, kW // k, k, C).sum((2, 4), dtype=np.int64)  # (T, H, W, C)
+    return np.round(s / (k * k)).astype(np.uint8)
+
+
+def render_scaled(scene: Scene, pos: np.ndarray, present: np.ndarray, size: int = 32, channels: int = 3,
+                  render_scale: int = 1) -> np.ndarray:
+    """`render` at render_scale * size, box-downsampled to size: uint8 (T, size, size, channels). A style's camera
+    noise is drawn at the render resolution, so the downsample attenuates it like a real downscale."""
+    if render_scale < 1 or int(render_scale) != render_scale:
+        raise ValueError(f"render_scale must be an integer >= 1, got {render_scale}")
+    k = int(render_scale)
+    return downsample(render(scene, pos, present, k * size, channels), k)
+
+
 # ------------------------------------------------------------------------------------------------ dynamics
 def simulate(scene: Scene, state: np.ndarray, T: int, g: float, restitution: float = 0.8,
-             side_walls: bool = True, substeps: int = 8) -> np.ndarray:
+             side_walls: bool = True, substeps: int = 8, fps_scale: float = 1.0) -> np.ndarray:
     """Ball centres (T, nb, 2) from initial states (nb, 4) = (x, y, vx, vy) at frame 0 (velocities per frame).
 
     Semi-implicit Euler with `substeps` per frame: gravity g (world units / frame^2), bounces on the floor
     (vertical speed x restitution; slow bounces settle into rolling), on the frame's sides (`side_walls`,
-    elastic) and on inner walls (elastic), and elastic collisions between equal-mass balls."""
+    elastic) and on inner walls (elastic), and elastic collisions between equal-mass balls.
+
+    `fps_scale` f: the same scene filmed at 1/f of the frame rate (state velocities and g stay in units of the
+    base frame; the output's frames are f base frames apart). Per output frame, velocities are x f and gravity
+    x f^2; the settle speed (2.5 g per base frame) keeps its physical value; the substeps per output frame become
+    ceil(substeps * f), so a substep never spans more time than at f = 1. Where substeps * f is a whole number the
+    substeps are the base ones, and the output is the base trajectory sampled every f base frames (up to rounding)."""
+    f = float(fps_scale)
+    if not f > 0:
+        raise ValueError(f"fps_scale must be > 0, got {fps_scale}")
+    settle = 2.5 * g * f  # the base threshold 2.5 g (per base frame) in output-frame units
+    g = g * f * f
+    substeps = max(1, math.ceil(substeps * f - 1e-9))
     s = state.astype(np.float64).copy()
+    s[:, 2:] *= f
     r = scene.ball_r
     dt = 1.0 / substeps
     out = np.empty((T, len(s), 2))
@@ -121,7 +165,7 @@ def simulate(scene: Scene, state: np.ndarray, T: int, g: float, restitution: flo
             s[low, 1] = scene.floor_y + r[low]
             up = low & (s[:, 3] < 0)
             s[up, 3] = -s[up, 3] * restitution
-            s[up & (s[:, 3] < 2.5 * g), 3] = 0.0  # settles: rolls on the floor
+            s[up & (s[:, 3] < settle), 3] = 0.0  # settles: rolls on the floor
             if side_walls:
                 left, right = (s[:, 0] < r) & (s[:, 2] < 0), (s[:, 0] > 1 - r) & (s[:, 2] > 0)
                 s[left | right, 2] *= -1
@@ -144,11 +188,15 @@ def simulate(scene: Scene, state: np.ndarray, T: int, g: float, restitution: flo
 
 # ---------------------------------------------------------------------------------------- training videos
 def train_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, split: str = "train",
-                ball_scale: float = 1.0, style: str = "plain") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                ball_scale: float = 1.0, style: str = "plain", render_scale: int = 1, fps_scale: float = 1.0
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One physically possible video -> (frames uint8 (T, size, size, channels), pos (T, nb, 2),
     vel (T, nb, 2)) (state per frame, world units). Kind drawn from the seed: throw, fall, roll, collide;
     0-2 occluders, sometimes an inner wall, sometimes open sides (balls leave the frame). `ball_scale`
-    multiplies the drawn ball radii (every other draw unchanged). `style`: the look's family (module docstring)."""
+    multiplies the drawn ball radii (every other draw unchanged). `style`: the look's family (module docstring).
+    `render_scale`: drawn at that multiple of size and box-downsampled (`render_scaled`); `fps_scale`: the same scene
+    filmed at 1/fps_scale of the frame rate (`simulate`; T frames span T * fps_scale base frames). No draw depends
+    on either: every other choice of the video is the same."""
     rng = np.random.default_rng(seed)
     bg, grad, floor_y, floor_col = _scene_base(rng)
     kind = rng.choice(["throw", "fall", "roll", "collide"], p=[0.35, 0.2, 0.25, 0.2])
@@ -186,11 +234,11 @@ def train_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, split
     if rng.random() < 0.5:  # mirror
         state[:, 0], state[:, 2] = 1.0 - state[:, 0], -state[:, 2]
     pos = simulate(scene, state, T + 1, g, restitution=float(rng.uniform(0.6, 0.9)),
-                   side_walls=bool(rng.random() < 0.6))
+                   side_walls=bool(rng.random() < 0.6), fps_scale=fps_scale)
     vel = pos[1:] - pos[:-1]
     pos = pos[:-1]
     present = np.ones((T, nb), bool)
-    return render(scene, pos, present, size, channels), pos, vel
+    return render_scaled(scene, pos, present, size, channels, render_scale), pos, vel
 
 
 def _mirror(scene: Scene, *tracks: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -218,7 +266,8 @@ def _kind_p(kinds: tuple[float, ...]) -> np.ndarray:
 
 def occlusion_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, split: str = "train",
                     ball_scale: float = 1.0, kinds: tuple[float, ...] = OCCLUSION_WEIGHTS, swap: float = 0.0,
-                    style: str = "plain") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    style: str = "plain", render_scale: int = 1, fps_scale: float = 1.0
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One physically possible video built around an occlusion, the situations the test quadruplets probe
     (same return as `train_video`; random stream independent of train_video's for the same seed). Kinds:
     cross (a ball rolls behind one occluder and out), cross2 (behind two, seen in the gap), arc (a ball thrown
@@ -228,7 +277,11 @@ def occlusion_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, s
     weights of OCCLUSION_KINDS (normalised). `swap`: the share of cross and wall scenes whose occluder heights are
     swapped (cross: a low occluder the ball rolls behind and on; wall: a tall foot occluder below a full-height
     wall), so that the occluder's height no longer tells whether the ball comes back: only the wall does (no
-    extra draws when 0: the default videos are unchanged). `style`: the look's family (module docstring)."""
+    extra draws when 0: the default videos are unchanged). `style`: the look's family (module docstring).
+    `render_scale`, `fps_scale`: as in `train_video`, with one difference: the drawn frame times (when the ball is
+    hidden, when an arc peaks) stay frames of the clip, so the clip is the same scene filmed at 1/fps_scale of the
+    frame rate from another start time (a rolling ball starts further out; an arc is launched fewer frames before
+    its apex) and the occlusion still happens inside the clip."""
     rng = np.random.default_rng([seed, 7])
     bg, grad, floor_y, floor_col = _scene_base(rng)
     occ_cols = [occluder_colour(rng, bg) for _ in range(2)]
@@ -240,6 +293,7 @@ def occlusion_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, s
     g = float(rng.uniform(0.004, 0.009))
     t_hide = float(rng.uniform(4, T - 4))  # when the ball is behind the (first) occluder's centre
     v = float(rng.uniform(0.015, 0.04))
+    vf = v * fps_scale  # the rolling speed per frame of the clip: where a ball starts to be hidden at t_hide
     xc = float(rng.uniform(0.3, 0.7))
     present = np.ones((T, 1), bool)
     side_walls = bool(rng.random() < 0.3)
@@ -248,23 +302,23 @@ def occlusion_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, s
         w = float(rng.uniform(0.2, 0.38))
         top = floor_y + float(rng.uniform(0.15, 0.35)) if swapped else float(rng.uniform(0.4, 1.0))
         scene.occluders.append((xc - w / 2, xc + w / 2, floor_y, top, occ_cols[0]))
-        state = [xc - v * t_hide, ground, v, 0.0]
+        state = [xc - vf * t_hide, ground, v, 0.0]
         present[:] = kind == "cross"
     elif kind == "cross2":
         w, gap = float(rng.uniform(0.18, 0.27)), float(rng.uniform(0.08, 0.18))
         x1 = float(rng.uniform(0.05, 0.95 - 2 * w - gap))
         for k, x in enumerate((x1, x1 + w + gap)):
             scene.occluders.append((x, x + w, floor_y, float(rng.uniform(0.4, 1.0)), occ_cols[k]))
-        state = [x1 + w / 2 - v * t_hide, ground, v, 0.0]
+        state = [x1 + w / 2 - vf * t_hide, ground, v, 0.0]
     elif kind == "arc":
         w = float(rng.uniform(0.22, 0.36))
         scene.occluders.append((xc - w / 2, xc + w / 2, floor_y, 1.0, occ_cols[0]))
         vx = float(rng.uniform(0.015, 0.03))
-        t_up = float(rng.uniform(3.0, 13.0))  # frames to the apex
-        t0 = t_hide - t_up
+        t_up = float(rng.uniform(3.0, 13.0))  # base frames to the apex
+        t0 = t_hide - t_up / fps_scale  # clip frame of the launch
         state = [xc - vx * t_up, ground + float(rng.uniform(0.0, 0.12)), vx, g * t_up]
         pos = simulate(scene, np.array([state]), T + 1 + max(int(-t0), 0), g, float(rng.uniform(0.6, 0.95)),
-                       side_walls=side_walls)[max(int(-t0), 0):]
+                       side_walls=side_walls, fps_scale=fps_scale)[max(int(-t0), 0):]
     else:  # wall
         hw = float(rng.uniform(0.015, 0.03))
         w = float(rng.uniform(0.26, 0.4))
@@ -272,24 +326,40 @@ def occlusion_video(seed: int, T: int = 32, size: int = 32, channels: int = 3, s
         scene.walls.append((xc, hw, wall_top, occ_cols[1]))
         top = float(rng.uniform(0.45, 0.85)) if swapped else floor_y + float(rng.uniform(0.15, 0.35))
         scene.occluders.append((xc - w / 2, xc + w / 2, floor_y, top, occ_cols[0]))
-        state = [xc - hw - r - v * t_hide, ground, v, 0.0]
+        state = [xc - hw - r - vf * t_hide, ground, v, 0.0]
     if kind != "arc":
-        pos = simulate(scene, np.array([state]), T + 1, g, side_walls=side_walls)
+        pos = simulate(scene, np.array([state]), T + 1, g, side_walls=side_walls, fps_scale=fps_scale)
     if rng.random() < 0.5:
         pos, = _mirror(scene, pos)
     vel = pos[1:T + 1] - pos[:T]
     pos = pos[:T]
-    return render(scene, pos, present, size, channels), pos, vel
+    return render_scaled(scene, pos, present, size, channels, render_scale), pos, vel
+
+
+SCALE_STREAM = 41  # a training video's render-scale and frame-rate draws: default_rng([seed, 41, 1 or 2])
+
+
+def video_scales(seed: int, render_scales: tuple[int, ...] = (1,), fps_scales: tuple[float, ...] = (1.0,)
+                 ) -> tuple[int, float]:
+    """The training video `seed`'s (render_scale, fps_scale): one entry of each list, uniformly, each from its own
+    stream keyed by the seed (never the physics or style streams, so they change nothing else about the video; the
+    two draws do not depend on each other's list)."""
+    if not render_scales or not fps_scales:
+        raise ValueError("render_scales and fps_scales need at least one entry each")
+    k = render_scales[int(np.random.default_rng([seed, SCALE_STREAM, 1]).integers(len(render_scales)))]
+    f = fps_scales[int(np.random.default_rng([seed, SCALE_STREAM, 2]).integers(len(fps_scales)))]
+    return int(k), float(f)
 
 
 def train_videos(n: int, T: int = 32, size: int = 32, channels: int = 3, seed: int = 0,
                  occlusion: float = 0.0, ball_scale: float = 1.0,
-                 kinds: tuple[float, ...] = OCCLUSION_WEIGHTS, swap: float = 0.0, style: str = "plain"
-                 ) -> np.ndarray:
+                 kinds: tuple[float, ...] = OCCLUSION_WEIGHTS, swap: float = 0.0, style: str = "plain",
+                 render_scales: tuple[int, ...] = (1,), fps_scales: tuple[float, ...] = (1.0,)) -> np.ndarray:
     """n training videos, seeds seed..seed+n-1 (all below TEST_SEED): uint8 (n, channels, T, size, size). A share
     `occlusion` of them (drawn per seed) are `occlusion_video`s (kind weights `kinds`, occluder-height swap share
     `swap`), the rest `train_video`s; `ball_scale` multiplies every ball radius; `style`: plain or train (the
-    held-out family never makes training videos)."""
+    held-out family never makes training videos). Each video draws its render scale from `render_scales` and its
+    frame-rate factor from `fps_scales` (`video_scales`); the defaults make every video at the base ones."""
     if seed + n > TEST_SEED:
         raise ValueError(f"training seeds must stay below {TEST_SEED}")
     if style not in ("plain", "train"):
@@ -301,7 +371,9 @@ def train_videos(n: int, T: int = 32, size: int = 32, channels: int = 3, seed: i
         occ = occlusion > 0 and np.random.default_rng([seed + i, 8]).random() < occlusion
         kw = {"kinds": kinds, "swap": swap} if occ else {}
         make = occlusion_video if occ else train_video
-        out[i] = make(seed + i, T, size, channels, ball_scale=ball_scale, style=style, **kw)[0].transpose(3, 0, 1, 2)
+        k, f = video_scales(seed + i, render_scales, fps_scales)
+        out[i] = make(seed + i, T, size, channels, ball_scale=ball_scale, style=style, render_scale=k, fps_scale=f,
+                      **kw)[0].transpose(3, 0, 1, 2)
     return out
 
 
@@ -336,9 +408,9 @@ def _quad_scene(rng: np.random.Generator, r: float, look=None) -> tuple[Scene, l
 
 
 def _try_quadruplet(prop: str, rng: np.random.Generator, T: int, size: int, channels: int, ball_scale: float = 1.0,
-                    look=None):
-    """One attempt; returns (A, B, lo, hi) with trajectories rendered (in `look`, a physics_styles.Style or None),
-    or None if the draw is unusable."""
+                    look=None, render_scale: int = 1):
+    """One attempt; returns (A, B, lo, hi) with trajectories rendered (in `look`, a physics_styles.Style or None, at
+    render_scale x size, box-downsampled), or None if the draw is unusable."""
     r = float(rng.uniform(0.045, 0.065)) * ball_scale  # scaling after the draw leaves every other draw the same
     scene, occ_cols = _quad_scene(rng, r, look)
     ground = scene.floor_y + r
@@ -399,8 +471,8 @@ def _try_quadruplet(prop: str, rng: np.random.Generator, T: int, size: int, chan
         pres_a = pres_b = one
     if flip:
         pa, pb = _mirror(scene, pa, pb)
-    A = render(scene, pa, pres_a, size, channels)
-    B = render(scene, pb, pres_b, size, channels)
+    A = render_scaled(scene, pa, pres_a, size, channels, render_scale)
+    B = render_scaled(scene, pb, pres_b, size, channels, render_scale)
     run = _hidden_run(A, B, 4, T - 4)
     if not run:
         return None
@@ -408,19 +480,21 @@ def _try_quadruplet(prop: str, rng: np.random.Generator, T: int, size: int, chan
 
 
 def make_quadruplet(prop: str, seed: int, T: int = 32, size: int = 32, channels: int = 3,
-                    ball_scale: float = 1.0, style: str = "plain") -> Quadruplet:
+                    ball_scale: float = 1.0, style: str = "plain", render_scale: int = 1) -> Quadruplet:
     """The matched quadruplet of `prop` for `seed` (use seeds >= TEST_SEED for test sets). Draws are retried
     (deterministically) until A and B share at least one identical frame; the splice is the middle one.
     `ball_scale` (a what-if for diagnosis, not used by the benchmark): the same scene with the ball's radius
     multiplied (trajectories follow the new radius: floor contact, wall face). `style`: the look's family (one
     style per quadruplet, kept over retried draws; its camera noise is seeded per frame index, so the four videos
-    share each frame's noise and the splices stay frames of the possible videos)."""
+    share each frame's noise and the splices stay frames of the possible videos). `render_scale`: the four videos
+    drawn at that multiple of size and box-downsampled frame by frame (the splices stay frames of the possible ones;
+    the matching frames are found after the downsample). There is no fps_scale: test scenes keep their timing."""
     if prop not in PROPERTIES:
         raise ValueError(f"unknown property {prop!r}; choose from {PROPERTIES}")
     rng = np.random.default_rng([seed, PROPERTIES.index(prop)])
     look = physics_styles.draw_style(style, (seed, PROPERTIES.index(prop)), "test")
     for _ in range(100):
-        got = _try_quadruplet(prop, rng, T, size, channels, ball_scale, look)
+        got = _try_quadruplet(prop, rng, T, size, channels, ball_scale, look, render_scale)
         if got is None:
             continue
         A, B, run = got
@@ -435,11 +509,13 @@ def make_quadruplet(prop: str, seed: int, T: int = 32, size: int = 32, channels:
 
 
 def test_quadruplets(n: int, T: int = 32, size: int = 32, channels: int = 3, props=PROPERTIES,
-                     seed: int = TEST_SEED, style: str = "plain") -> list[Quadruplet]:
-    """n quadruplets per property from test seeds seed..seed+n-1, in the look family `style`."""
+                     seed: int = TEST_SEED, style: str = "plain", render_scale: int = 1) -> list[Quadruplet]:
+    """n quadruplets per property from test seeds seed..seed+n-1, in the look family `style`, drawn at render_scale
+    x size and box-downsampled."""
     if seed < TEST_SEED:
         raise ValueError(f"test seeds must be >= {TEST_SEED} (disjoint from training)")
-    return [make_quadruplet(p, seed + i, T, size, channels, style=style) for p in props for i in range(n)]
+    return [make_quadruplet(p, seed + i, T, size, channels, style=style, render_scale=render_scale)
+            for p in props for i in range(n)]
 
 
 test_quadruplets.__test__ = False  # not a pytest test
