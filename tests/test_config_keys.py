@@ -53,7 +53,7 @@ VALUE = {
     "video.delta": True, "video.stem": "hmlp", "video.physics_videos": 100, "video.physics_frames": 40,
     "video.physics_seed": 3, "video.physics_occlusion": 0.5, "video.physics_ball_scale": 1.5,
     "video.physics_kinds": [1, 1, 1, 1, 1], "video.physics_swap": 0.5, "video.physics_style": "random",
-    "video.clip_frames": 24,
+    "video.physics_render_scales": [1, 2], "video.physics_fps_scales": [1.0, 2.0], "video.clip_frames": 24,
     "world.predictor": "transformer", "world.cond": "tokens", "world.action_dim": 3, "world.frames": 25,
     "world.frameskip": 2, "world.rollout": 4, "world.tf_weight": 0.5, "world.rollout_weight": 0.5,
     "world.smooth_weight": 0.5, "world.idm_weight": 0.0, "world.target_stopgrad": True, "world.center_reg": True,
@@ -100,7 +100,8 @@ _MASK = tuple(f"mask.{k}" for k in ("n_targets", "target_scale", "target_aspect"
 _VIEWS = tuple(f"views.{k}" for k in ("global_views", "local_views", "local_size", "local_scale"))
 _VIDEO = tuple(f"video.{k}" for k in ("frames", "tubelet", "context_frames", "mask", "delta", "stem",
                                       "physics_videos", "physics_frames", "physics_seed", "physics_occlusion",
-                                      "physics_ball_scale", "physics_kinds", "physics_swap", "physics_style"))
+                                      "physics_ball_scale", "physics_kinds", "physics_swap", "physics_style",
+                                      "physics_render_scales", "physics_fps_scales"))
 _WORLD = tuple(f"world.{k}" for k in ("predictor", "cond", "action_dim", "frames", "frameskip", "rollout",
                                       "tf_weight", "rollout_weight", "smooth_weight", "idm_weight", "center_reg"))
 _EMA = ("optim.ema_start", "optim.ema_end")

@@ -1,14 +1,18 @@
 """Resolution and frame-rate variation of the procedural physics training videos (data/physics.py: render_scale,
-fps_scale, video_scales): a scaled render is the box-downsample of the bigger render, a scaled frame rate is the same
-scene sampled at another rate, the draws are per seed and apart from the physics, and quadruplets stay exact
-splices."""
+fps_scale, video_scales; config video.physics_render_scales / physics_fps_scales): a scaled render is the
+box-downsample of the bigger render, a scaled frame rate is the same scene sampled at another rate, the draws are per
+seed and apart from the physics, quadruplets stay exact splices, and the config keys are checked and refused where
+unused."""
 
 import numpy as np
 import pytest
 
+from openjepa.config import ConfigError, build_config
 from openjepa.data.physics import (PROPERTIES, TEST_SEED, Scene, make_quadruplet, occlusion_video, simulate,
                                    train_video, train_videos, video_scales)
 from openjepa.data.physics_styles import draw_style
+from openjepa.train.run import physics_videos
+from openjepa.validate import check_config
 
 
 def _box(v: np.ndarray, k: int) -> np.ndarray:
@@ -137,3 +141,25 @@ def test_scale_draws_are_per_seed_and_apart_from_the_physics():
         for make in (train_video, occlusion_video):
             assert np.array_equal(make(seed, T=8, render_scale=2)[1], make(seed, T=8)[1])
 
+
+BASE = ["--train.method=vjepa", "--data.dataset=physics", "--data.img_size=32", "--model.patch_size=8",
+        "--video.frames=4", "--video.context_frames=2", "--video.physics_frames=4", "--video.physics_videos=3"]
+
+
+def test_config_keys_reach_the_data_and_are_checked():
+    cfg = check_config(build_config({}, BASE + ["--video.physics_render_scales=[2]",
+                                                "--video.physics_fps_scales=[1,2.5]"]))
+    assert cfg.video.physics_render_scales == (2,) and cfg.video.physics_fps_scales == (1.0, 2.5)
+    x = physics_videos(cfg)[0].numpy()
+    want = train_videos(3, T=4, channels=cfg.data.channels, seed=0, render_scales=(2,), fps_scales=(1.0, 2.5))
+    assert np.array_equal(x, want)
+    assert not np.array_equal(x, physics_videos(check_config(build_config({}, BASE)))[0].numpy())
+    for key, bad in (("physics_render_scales", "[0]"), ("physics_render_scales", "[]"),
+                     ("physics_render_scales", "[1.5]"), ("physics_fps_scales", "[0]"),
+                     ("physics_fps_scales", "[4.5]"), ("physics_fps_scales", "[]")):
+        with pytest.raises(ConfigError, match=f"^video.{key}"):
+            build_config({}, BASE + [f"--video.{key}={bad}"])
+    for key in ("physics_render_scales=[2]", "physics_fps_scales=[2.0]"):  # only data.dataset=physics reads them
+        cfg = build_config({}, BASE[:1] + ["--data.dataset=videos", "--data.path=clips", f"--video.{key}"])
+        with pytest.raises(ConfigError, match="^video." + key.split("=")[0]):
+            check_config(cfg)

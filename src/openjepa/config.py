@@ -325,6 +325,14 @@ class VideoConfig:
     # backgrounds, floors and occluders, several ball shapes and fills, camera noise, contrast; the physics is the
     # same); the `heldout` family is for testing only (openjepa bench physics --heldout)
     physics_style: str = "plain"
+    # opt-in, not yet validated by a benchmark, no preset sets it: render scales k; each training video draws one
+    # (data/physics.py video_scales, a stream of its own) and is drawn at k x data.img_size, then box-downsampled to
+    # data.img_size (the exact k x k mean), like a high-resolution clip shrunk to the model's input; [1]: as before
+    physics_render_scales: tuple[int, ...] = (1,)
+    # opt-in, not yet validated, no preset sets it: frame-rate factors f; each training video draws one and films
+    # the same scene at 1/f of the frame rate (per-frame velocities x f, gravity x f^2, the same bounces); [1.0]:
+    # as before; the test quadruplets keep their timing
+    physics_fps_scales: tuple[float, ...] = (1.0,)
     clip_frames: int = 32  # data.dataset=videos or kitti: frames per clip cut from the videos (>= frames)
 
     def __post_init__(self) -> None:
@@ -352,6 +360,12 @@ class VideoConfig:
         _check(0.0 <= self.physics_swap <= 1.0, "video.physics_swap", f"must lie in [0, 1], got {self.physics_swap}")
         _check(self.physics_style in ("plain", "random"), "video.physics_style",
                f"must be plain or random (the held-out styles never train), got {self.physics_style!r}")
+        _check(len(self.physics_render_scales) >= 1 and all(1 <= k <= 8 for k in self.physics_render_scales),
+               "video.physics_render_scales",
+               f"must be a non-empty list of integers in [1, 8], got {list(self.physics_render_scales)}")
+        _check(len(self.physics_fps_scales) >= 1 and all(0.0 < f <= 4.0 for f in self.physics_fps_scales),
+               "video.physics_fps_scales",
+               f"must be a non-empty list of numbers in (0, 4], got {list(self.physics_fps_scales)}")
         _check(self.clip_frames >= self.frames, "video.clip_frames",
                f"must be >= video.frames={self.frames}, got {self.clip_frames}")
 
@@ -500,6 +514,10 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
             return None
         inner = [a for a in args if a is not type(None)]
         return _coerce(key, value, inner[0])
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:  # tuple[X, ...]: a list of any length
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return tuple(_coerce(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value))
     if origin is tuple:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise ConfigError(f"{key}: expected a list of {len(args)} values, got {value!r}")

@@ -75,7 +75,8 @@ class _VideoMethod(BaseMethod):
         if cfg.data.dataset != "physics":
             refuse_changed(cfg, ("video.physics_videos", "video.physics_frames", "video.physics_seed",
                                  "video.physics_occlusion", "video.physics_ball_scale", "video.physics_kinds",
-                                 "video.physics_swap", "video.physics_style"),
+                                 "video.physics_swap", "video.physics_style", "video.physics_render_scales",
+                                 "video.physics_fps_scales"),
                            "generates the procedural videos of data.dataset=physics")
         if cfg.data.dataset not in ("videos", "kitti"):
             refuse_changed(cfg, ("video.clip_frames",), "cuts the videos of data.dataset=videos or kitti")

@@ -100,7 +100,8 @@ def physics_videos(cfg: Config) -> tuple[torch.Tensor, None]:
     v = cfg.video
     x = train_videos(v.physics_videos, v.physics_frames, cfg.data.img_size, cfg.data.channels, v.physics_seed,
                      v.physics_occlusion, v.physics_ball_scale, v.physics_kinds, v.physics_swap,
-                     style="train" if v.physics_style == "random" else "plain")
+                     style="train" if v.physics_style == "random" else "plain",
+                     render_scales=v.physics_render_scales, fps_scales=v.physics_fps_scales)
     return torch.from_numpy(x), None
 
 
