@@ -67,19 +67,18 @@ STEP_BATCH = 16  # rows of the step probe's batch
 
 def probe_shape(cfg: Config) -> tuple:
     """What the probe times: (width, heads, tokens) of the run's encoder blocks (tokens: the full image's patches,
-    at most 256); for a method with `example_input` (the world model) ("step", method, its shape settings); for
+    at most 256); for a method with actions (the world model: `example_input`) ("step", method, its shape settings); for
     another encoder than a ViT (resnet) ("encoder", its shape settings): the encoder on a batch of images."""
     from openjepa.methods import METHODS
 
-    m = cfg.model
-    if m.encoder not in ("vit", "cnn", "cnn_map") and not hasattr(METHODS[cfg.train.method], "example_input"):
-        d = cfg.data
-        return ("encoder", m.encoder, m.dim, m.depth, m.patch_size, d.img_size, d.channels,
-                min(d.batch_size, STEP_BATCH))
-    if hasattr(METHODS[cfg.train.method], "example_input"):
-        d, w = cfg.data, cfg.world
+    m, d = cfg.model, cfg.data
+    if METHODS[cfg.train.method].has_actions:  # the world model: its own step on example_input
+        w = cfg.world
         return ("step", cfg.train.method, m.encoder, m.dim, m.depth, m.pred_dim, m.pred_depth, w.predictor,
                 d.img_size, d.channels, w.frames, w.frameskip, w.action_dim, min(d.batch_size, STEP_BATCH))
+    if m.encoder != "vit":
+        return ("encoder", m.encoder, m.dim, m.depth, m.patch_size, d.img_size, d.channels,
+                min(d.batch_size, STEP_BATCH))
     tokens = (cfg.data.img_size // m.patch_size) ** 2 if m.patch_size else 64
     return m.dim, m.heads, max(4, min(tokens, 256))
 
