@@ -29,6 +29,7 @@ VALUE = {
     "data.dataset": "synthetic", "data.path": "somewhere", "data.img_size": 64, "data.channels": 3,
     "data.batch_size": 64, "data.crop_scale": [0.5, 1.0], "data.flip": True, "data.skip_bad": True,
     "data.workers": 2, "data.prefetch": 4, "data.max_bad_fraction": 0.01, "data.index_dir": "index",
+    "data.val_holdout": 1000,
     "model.encoder": "cnn", "model.patch_size": 2, "model.dim": 96, "model.depth": 3, "model.heads": 6,
     "model.mlp_ratio": 2.0, "model.pred_dim": 48, "model.pred_depth": 2, "model.pred_heads": 6,
     "model.proj_hidden": 256, "model.proj_dim": 32,
@@ -105,15 +106,16 @@ _VIDEO = tuple(f"video.{k}" for k in ("frames", "tubelet", "context_frames", "ma
 _WORLD = tuple(f"world.{k}" for k in ("predictor", "cond", "action_dim", "frames", "frameskip", "rollout",
                                       "tf_weight", "rollout_weight", "smooth_weight", "idm_weight", "center_reg"))
 _EMA = ("optim.ema_start", "optim.ema_end")
+_HOLDOUT = ("data.val_holdout",)  # carves Fashion-MNIST, which the image methods' BASE trains on; refused elsewhere
 
 # what each method's code path reads (grep: masked_batch reads data.crop_scale/flip; build_predictor the pred_*;
 # add_regulariser reg.kind; prediction_loss train.loss; TargetEncoder reg.ema and optim.ema_*; ...)
 HONOURED = {  # the image methods take model.encoder=resnet (OTHER) as well as vit; cnn is refused
     "ijepa": set(_ALL + _EVAL + _VIT + _PRED + _MASK + _EMA + ("data.crop_scale", "data.flip", "train.loss",
-                                                                "reg.on", "model.encoder")),
-    "mae": set(_ALL + _EVAL + _VIT + _PRED + _MASK + ("data.crop_scale", "data.flip", "model.encoder")),
+                                                                "reg.on", "model.encoder") + _HOLDOUT),
+    "mae": set(_ALL + _EVAL + _VIT + _PRED + _MASK + ("data.crop_scale", "data.flip", "model.encoder") + _HOLDOUT),
     "lejepa": set(_ALL + _EVAL + _VIT + _VIEWS + ("data.crop_scale", "data.flip", "model.proj_hidden",
-                                                    "model.proj_dim", "model.encoder")),
+                                                    "model.proj_dim", "model.encoder") + _HOLDOUT),
     "vjepa": set(_ALL + _VIT + _PRED + _VIDEO + _EMA + ("data.flip", "train.loss", "video.target",
                                                         "video.clip_frames")),
     "vpixel": set(_ALL + _VIT + _PRED + _VIDEO + ("data.flip", "video.clip_frames")),

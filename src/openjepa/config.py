@@ -61,6 +61,9 @@ class DataConfig:
     prefetch: int = 2  # batches each worker prepares ahead (DataLoader prefetch_factor; streaming only)
     max_bad_fraction: float = 0.001  # unreadable files tolerated (replaced, logged) before the run stops (streaming)
     index_dir: str | None = None  # where file indexes are cached (streaming; default ~/.cache/openjepa/index)
+    # fashion_mnist: leave a seeded carve of this many train images out of training (data/fashion_mnist.py
+    # holdout_split): the validation set of `openjepa bench images_search`; 0 trains on the whole train split
+    val_holdout: int = 0
 
     def __post_init__(self) -> None:
         _check(self.dataset not in ("images", "videos", "kitti", *STREAMING_DATASETS) or bool(self.path), "data.path",
@@ -70,6 +73,9 @@ class DataConfig:
         _check(0 <= self.max_bad_fraction <= 1, "data.max_bad_fraction",
                f"must be in [0, 1], got {self.max_bad_fraction}")
         _check(self.img_size >= 4, "data.img_size", f"must be >= 4, got {self.img_size}")
+        _check(self.val_holdout >= 0, "data.val_holdout", f"must be >= 0, got {self.val_holdout}")
+        _check(self.val_holdout == 0 or self.dataset == "fashion_mnist", "data.val_holdout",
+               f"carves Fashion-MNIST's train split; data.dataset={self.dataset!r} has no such split (leave it 0)")
         _check(self.channels in (1, 3), "data.channels", f"must be 1 or 3, got {self.channels}")
         _check(self.batch_size >= 1, "data.batch_size", f"must be >= 1, got {self.batch_size}")
         lo, hi = self.crop_scale

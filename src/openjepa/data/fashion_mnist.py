@@ -2,7 +2,8 @@
 
 ``load_fashion_mnist`` searches a user path, ``~/.cache/openjepa/fashion-mnist`` and the directory of the
 Debian package ``dataset-fashion-mnist``, and returns uint8 images ``(N, 1, 28, 28)`` with int64 labels
-``(N,)``. Nothing here downloads anything.
+``(N,)``. ``holdout_split`` is the seeded validation carve of the train split (``data.val_holdout``,
+``openjepa bench images_search``). Nothing here downloads anything.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = ["FASHION_MNIST_DEBIAN_DIR", "fashion_mnist_dirs", "load_fashion_mnist"]
+__all__ = ["FASHION_MNIST_DEBIAN_DIR", "HOLDOUT_SEED", "fashion_mnist_dirs", "holdout_split", "load_fashion_mnist"]
 
 FASHION_MNIST_DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 """Where the Debian/Ubuntu package ``dataset-fashion-mnist`` installs the files."""
@@ -30,6 +31,8 @@ _FASHION_MNIST_FILES = {
 }
 _FASHION_MNIST_URL = "https://github.com/zalandoresearch/fashion-mnist/tree/master/data/fashion"
 _FASHION_MNIST_NUM_CLASSES = 10
+HOLDOUT_SEED = 20_000
+"""Seed of the validation carve: fixed, not train.seed, so every run and every probe carve the same images."""
 _FASHION_MNIST_SIDE = 28
 
 
@@ -205,3 +208,14 @@ def load_fashion_mnist(
         )
         return x.clone(), y.clone()
     raise FileNotFoundError(_not_found_message(split, searched))
+
+
+def holdout_split(n: int, n_val: int, seed: int = HOLDOUT_SEED) -> tuple[torch.Tensor, torch.Tensor]:
+    """The seeded validation carve of a split of ``n`` images: ``(val, rest)``, disjoint int64 index tensors of
+    ``n_val`` and ``n - n_val`` rows, each in increasing order, together ``0 .. n - 1``. The same ``(n, n_val,
+    seed)`` always carves the same images, and a larger carve holds a smaller one (the first ``n_val`` of one
+    seeded permutation), so a quick run's validation images are among the full run's."""
+    if not 0 <= n_val < n:
+        raise ValueError(f"cannot carve {n_val} validation images out of {n}: the carve must leave some to train on")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[:n_val].sort().values, perm[n_val:].sort().values

@@ -13,7 +13,7 @@ import torch
 
 from openjepa.version import __version__
 from openjepa.config import STREAMING_DATASETS, Config
-from openjepa.data.fashion_mnist import load_fashion_mnist
+from openjepa.data.fashion_mnist import holdout_split, load_fashion_mnist
 from openjepa.data.image_files import load_images
 from openjepa.data.transforms import to_model_input
 
@@ -75,7 +75,11 @@ def provenance() -> dict[str, Any]:
 
 
 def fashion_mnist_train(cfg: Config) -> tuple[torch.Tensor, torch.Tensor]:
+    """The train split, less the data.val_holdout images of its validation carve (holdout_split) when asked."""
     x, y = load_fashion_mnist("train", cfg.data.path)
+    if cfg.data.val_holdout:
+        _, keep = holdout_split(x.shape[0], cfg.data.val_holdout)
+        x, y = x[keep], y[keep]
     return to_model_input(x, cfg.data.img_size, cfg.data.channels), y
 
 
