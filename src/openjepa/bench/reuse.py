@@ -19,13 +19,15 @@ def last_checkpoint(run_dir: Path, cfg) -> tuple[int, list[str]] | None:
     return int(state.get("step", -1)), config_diff(build_config(state["config"]), cfg)
 
 
-def finished_run(run_dir: Path, cfg) -> str | None:
+def finished_run(run_dir: Path, cfg, ignore: tuple[str, ...] = ()) -> str | None:
     """Why the training run in run_dir cannot stand for `cfg` (None: it can): missing, unfinished, or trained
-    with other settings (runtime keys aside)."""
+    with other settings (runtime keys aside, and the config sections named in `ignore`, e.g. "eval": settings
+    that score a run but do not train it)."""
     last = last_checkpoint(run_dir, cfg)
     if last is None:
         return "no checkpoints/last.pt"
     step, diff = last
+    diff = [d for d in diff if d.split(".", 1)[0] not in ignore]
     if step != cfg.train.steps:
         return f"stopped at step {step} of {cfg.train.steps}"
     return f"other settings ({'; '.join(diff)})" if diff else None
