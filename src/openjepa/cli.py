@@ -28,6 +28,7 @@ EPILOG = """examples:
   openjepa embed runs/smoke my_images/ --out features.npy
   openjepa embed runs/smoke shards/ --out feats.safetensors --pool lastk --workers 8
   openjepa bench images --quick --out bench.json
+  openjepa bench images_search --reuse           # recipe search, scored on a validation carve of the train set
   openjepa train vjepa_physics_cpu --out runs/vjepa  # video world model on procedural physics videos
   openjepa surprise runs/vjepa clip.mp4 --json      # violation-of-expectation surprise per frame
   openjepa bench physics --quick                   # intuitive-physics benchmark (jepa vs pixel vs untrained)
@@ -231,15 +232,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     extra = {}
     # suite-specific options: (flag, value given, the suites it belongs to, least value or None)
     physics = ("physics",)
-    for flag, value, suites, least in (("--only", args.only or None, ("throughput", "planning"), None),
-                                       ("--reuse", args.reuse or None, ("physics", "planning"), None),
+    search = ("images_search",)
+    for flag, value, suites, least in (("--only", args.only or None, ("throughput", "planning") + search, None),
+                                       ("--reuse", args.reuse or None, ("physics", "planning") + search, None),
                                        ("--jobs", args.jobs, physics, 1), ("--n-quads", args.n_quads, physics, 1),
                                        ("--styles", args.styles or None, physics, None),
                                        ("--heldout", args.heldout or None, physics, None)):
         if value is None:
             continue
         if args.suite not in suites:
-            raise ValueError(f"{flag} applies to the {' and '.join(suites)} suite{'s' if len(suites) > 1 else ''}")
+            names = ", ".join(suites[:-1]) + (" and " if len(suites) > 1 else "") + suites[-1]
+            raise ValueError(f"{flag} applies to the {names} suite{'s' if len(suites) > 1 else ''}")
         if least is not None and value < least:
             raise ValueError(f"{flag} must be at least {least}, got {value}")
         extra[flag.lstrip("-").replace("-", "_")] = value.split(",") if flag == "--only" else value
@@ -461,12 +464,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", help="result file (default WORKDIR/SUITE[_styles][_quick].json)")
     b.add_argument("--workdir", default="bench_work", help="where runs and checkpoints go (default bench_work)")
     b.add_argument("--only", metavar="ROW[,ROW]", help="throughput: run only these configs (e.g. ijepa_vits_gpu); "
-                   "planning: only these models (e.g. two_rooms_any)")
+                   "planning: only these models (e.g. two_rooms_any); images_search: only these candidate recipes "
+                   "(e.g. ijepa,mae)")
     b.add_argument("--reuse", action="store_true", help="physics: keep finished training runs under --workdir that "
                    "match the configs (score again without retraining), resume unfinished ones from their "
                    "checkpoints, train the others. Ctrl-C or SIGTERM stops the whole bench (each member in training "
-                   "saves a checkpoint); --reuse then goes on from there. planning: keep each finished world model under "
-                   "--workdir trained with the same settings and plan again (no collection, no training)")
+                   "saves a checkpoint); --reuse then goes on from there. planning: keep each finished world model "
+                   "under --workdir trained with the same settings and plan again (no collection, no training). "
+                   "images_search: keep each finished candidate run under --workdir trained with the same settings "
+                   "(eval.* aside) and score it again, resume unfinished ones, train the others")
     b.add_argument("--jobs", type=int, metavar="N", help="physics: train up to N ensemble members at once, each in "
                    "its own process with 1/N of torch's threads (default: the full bench trains its 2 members at once "
                    "when torch has 2 or more threads, which is faster on a 2-core CPU, README; --quick one after "
