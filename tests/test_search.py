@@ -120,3 +120,17 @@ def test_surprise_memory_gets_a_wall_blind_model_through_the_door():
         planner.remember = remember
         outcomes[remember] = [run_mpc(WallBlindOracle(env), [env], [s], planner).success[0] for s in range(6)]
     assert all(outcomes[True]) and sum(outcomes[False]) <= 3, outcomes  # without: only where the door is on the way
+
+
+def test_recall_widens_where_a_remembered_blocked_move_is_dropped():
+    """A move remembered as blocked at (0, 0) (east, action 0) is dropped from states within recall * step of it:
+    from (0, 0.6) recall=None (merge = 0.35 steps) still goes east first, recall = 1 step (the default) does not."""
+    first = {}
+    for recall in (None, 1.0):
+        p = make(recall=recall)
+        p.memory["e"] = [(torch.zeros(2), 0, 1.0)]
+        plan, _ = p.plan(free_plane, torch.tensor([[0.0, 0.6]]), torch.tensor([[3.0, 0.6]]), keys=["e"])
+        first[recall] = plan[0, 0]
+    assert torch.allclose(first[None], torch.tensor([1.0, 0.0]), atol=1e-5)
+    assert not torch.allclose(first[1.0], torch.tensor([1.0, 0.0]), atol=1e-5)
+    assert make(recall=None).recall_radius == make().merge and make().recall_radius == 1.0

@@ -21,7 +21,7 @@ the same blocked action forever (or slide along the wall and back). With `keys` 
 compares the state it is called from with what it imagined the last first action would lead to: if that action
 barely moved the state (< `min_move` step), ended more than `surprise` steps away from the imagined state, or
 led back to a state the episode had already left (a cycle: sliding along a wall and back), the (state, action)
-is remembered and every later search drops that action from states within `merge` of it.
+is remembered and every later search drops that action from states within `recall` (default: `merge`) of it.
 `reset()` forgets (run_mpc calls it at the start of every batch of episodes).
 
 Batched over problems by running one search per problem (searches differ in size); `plan` returns (B, H, A).
@@ -48,8 +48,9 @@ class GraphSearch:
     merge: float = 0.35  # new states closer than merge * step to a known one are dropped
     min_move: float = 0.2  # children that moved less than min_move * step are blocked moves, dropped
     goal_radius: float = 0.3  # stop when a node is within goal_radius * step of the goal
-    surprise: float = 0.8  # an executed move ending farther than surprise * step from the imagined one is remembered
+    surprise: float = 0.4  # an executed move ending farther than surprise * step from the imagined one is remembered
     remember: bool = True  # the surprise memory (off: every plan from scratch)
+    recall: float | None = 1.0  # a remembered move is dropped from states within recall * step (None: merge)
     memory: dict = field(default_factory=dict, repr=False)  # key -> [(state (D,), blocked action index)]
     last: dict = field(default_factory=dict, repr=False)  # key -> (state planned from, first action, imagined, step)
     visited: dict = field(default_factory=dict, repr=False)  # key -> states planned from, in order
@@ -65,6 +66,10 @@ class GraphSearch:
             raise ValueError(f"search plans 2-D actions (headings), got action shape {tuple(self.action_low.shape)}")
         if not self.magnitudes or not all(0 < m <= 1 for m in self.magnitudes):
             raise ValueError(f"magnitudes must be fractions in (0, 1], got {self.magnitudes}")
+
+    @property
+    def recall_radius(self) -> float:
+        return self.merge if self.recall is None else self.recall
 
     def actions(self) -> torch.Tensor:
         """The action set (K, 2): every heading at every magnitude, inside the action box and norm limit."""
@@ -133,7 +138,7 @@ class GraphSearch:
             far = torch.cdist(nxt, known).min(1).values >= self.merge * step  # (S*K,) new w.r.t. known nodes
             ok = far & (moved >= self.min_move * step)
             for m_state, m_k, m_step in blocked:  # moves seen blocked: dropped from states near where they failed
-                near = (src - m_state).norm(dim=-1) < self.merge * m_step  # (S,)
+                near = (src - m_state).norm(dim=-1) < self.recall_radius * m_step  # (S,)
                 ok[near.nonzero().flatten() * K + m_k] = False
             ok &= torch.tensor([depth[sel[j // K]] < self.horizon for j in range(nxt.shape[0])])
             cand = ok.nonzero().flatten().tolist()
