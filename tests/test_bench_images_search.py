@@ -178,4 +178,4 @@ def test_reuse_resumes_an_interrupted_run(tmp_path, no_test_split):
     row = json.loads((tmp_path / "r.json").read_text())["rows"][-1]
     assert row["steps"] == 3 and not row["reused"]
     info = json.loads((tmp_path / "work" / "images_search_quick" / "ijepa" / "bench_train.json").read_text())
-    assert info["resumed_from"] == 2
+    assert info["resumed_from_step"] == 2

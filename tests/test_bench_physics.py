@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import openjepa.bench.physics as bp
-from openjepa.bench import physics_members, physics_probes, physics_scoring
+from openjepa.bench import physics_members, physics_probes, physics_scoring, reuse
 from openjepa.cli import main
 from openjepa.data.physics import PROPERTIES, TEST_SEED
 
@@ -239,11 +239,11 @@ def test_merge_results_is_the_larger_ensemble():
 def test_a_member_stopped_by_a_signal_stops_the_bench(tmp_path, monkeypatch):
     """SIGTERM ends the training loop with a checkpoint; the bench must stop too, not go on to the next member
     (nor mark the stopped run as trained)."""
-    def stopped(cfg, run_dir, resume):
+    def stopped(cfg, run_dir, resume, force=False):
         run_dir.mkdir(parents=True)
         return {"finished": False, "steps": 7, "stopped_by": "SIGTERM"}
 
-    monkeypatch.setattr(physics_members, "train", stopped)
+    monkeypatch.setattr(reuse, "train", stopped)  # every bench trains through bench/reuse.py
     cfg = SimpleNamespace(train=SimpleNamespace(method="vjepa", steps=10))
     with pytest.raises(SystemExit, match="stopped at step 7 \\(SIGTERM\\).*--reuse"):
         physics_members.train_member(cfg, tmp_path / "run", "jepa seed 0", "vjepa_physics_cpu", reuse=False)

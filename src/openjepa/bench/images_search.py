@@ -25,23 +25,19 @@ probes a few thousand images: a smoke run whose numbers say nothing about the re
 
 from __future__ import annotations
 
-import json
-import shutil
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from openjepa.bench.images import save_random_init
-from openjepa.bench.reuse import finished_run, last_checkpoint
+from openjepa.bench.reuse import train_or_keep
 from openjepa.config import Config, EvalConfig, load_config
 from openjepa.data.fashion_mnist import HOLDOUT_SEED, holdout_split, load_fashion_mnist
 from openjepa.data.transforms import to_model_input
 from openjepa.eval.evaluate import evaluate_encoder
 from openjepa.methods import METHODS
 from openjepa.train.checkpoint import load_method
-from openjepa.train.loop import stop_if_unfinished, train
 from openjepa.train.run import find_preset, provenance, select_device
 from openjepa.validate import check_config, resolve_config
 
@@ -119,29 +115,6 @@ def _row(r: dict, **extra) -> dict:
     return {**extra, **{k: r[k] for k in keep if k in r}}
 
 
-def _train_or_reuse(name: str, cfg: Config, run_dir: Path, reuse: bool) -> tuple[float | None, bool]:
-    """(train_seconds, reused): keep a finished run with cfg's settings, resume an unfinished one, else train."""
-    why = finished_run(run_dir, cfg, ignore=NO_EVAL) if reuse else "not asked to reuse"
-    info = run_dir / "bench_train.json"
-    if why is None:
-        print(f"== bench images_search: {name}: reusing the finished run in {run_dir}")
-        return (json.loads(info.read_text())["train_seconds"] if info.exists() else None), True
-    last = last_checkpoint(run_dir, cfg) if reuse else None
-    resume = last is not None and last[0] < cfg.train.steps and all(d.split(".", 1)[0] in NO_EVAL for d in last[1])
-    if not resume and run_dir.exists():
-        if reuse:
-            print(f"== bench images_search: {name}: cannot reuse {run_dir}: {why}; training afresh")
-        shutil.rmtree(run_dir)
-    print(f"== bench images_search: {'resuming' if resume else 'training'} {name} ({cfg.train.steps} steps)")
-    t0 = time.time()
-    # resume: only eval.* may differ from the saved config (checked above), so force is safe
-    summary = train(cfg, run_dir, resume=resume, force=resume)
-    stop_if_unfinished(summary, f"bench images_search: {name}", " (--reuse resumes it)")
-    seconds = round(time.time() - t0, 1)  # a resumed run: this invocation's share only
-    info.write_text(json.dumps({"train_seconds": seconds, "resumed_from": last[0] if resume else 0}) + "\n")
-    return seconds, False
-
-
 def run_images_search(quick: bool, workdir: Path, overrides: list[str], out: Path, only: list[str] | None = None,
                       reuse: bool = False, steps: int = STEPS) -> dict[str, Any]:
     """Train and score every candidate of CANDIDATES (or the `only` ones) on the validation carve; see the module
@@ -163,7 +136,8 @@ def run_images_search(quick: bool, workdir: Path, overrides: list[str], out: Pat
                  train_seconds=0.0, checkpoint=str(save_random_init(ref, suite_dir / "random_init")), reused=False)]
     for name in names:
         cfg, run_dir = configs[name], suite_dir / name
-        train_seconds, reused = _train_or_reuse(name, cfg, run_dir, reuse)
+        train_seconds, reused, _ = train_or_keep(cfg, run_dir, name, reuse, "images_search", ignore=NO_EVAL,
+                                                 hint=" (--reuse resumes it)")
         ckpt = run_dir / "checkpoints" / "last.pt"  # the final model at the fixed budget (best.pt is the online pick)
         method, _, state = load_method(ckpt)
         row = _score(name, method.eval_encoder(), cfg, splits)

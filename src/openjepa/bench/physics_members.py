@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import multiprocessing
-import shutil
 import signal
 import threading
 import time
@@ -17,69 +16,25 @@ from typing import Any
 import torch
 
 from openjepa.train.logging import read_metrics
-from openjepa.bench.reuse import finished_run, last_checkpoint
+from openjepa.bench.reuse import PARTIAL, TRAINED, kept_run, resumable_step, train_or_keep, train_run
 from openjepa.config import build_config
-from openjepa.train.loop import stop_if_unfinished, train
 
 
-def reusable_member(cfg, run_dir: Path, label: str, reuse: bool) -> tuple[float | None, bool, None] | None:
-    """With `reuse`, the finished run in run_dir if it matches cfg -> (its training seconds from the bench_train.json
-    written when it was trained, None if absent; True; None); else None (it must be trained or resumed)."""
-    if not reuse:
-        return None
-    why = finished_run(run_dir, cfg)
-    if why is None:
-        info = run_dir / "bench_train.json"
-        print(f"== bench physics: reusing the finished {label} run in {run_dir}")
-        return (json.loads(info.read_text())["train_seconds"] if info.exists() else None), True, None
-    print(f"== bench physics: cannot reuse {run_dir}: {why}")
-    return None
+_HINT = "; the same command with --reuse goes on from there, keeping the finished members"
 
 
-PARTIAL = "bench_train_partial.json"  # a stopped member's training seconds so far and the step it stopped at
-
-
-def resumable_step(run_dir: Path, cfg) -> int | None:
-    """The step of an unfinished run in run_dir trained with cfg's settings (runtime keys aside), else None."""
-    last = last_checkpoint(run_dir, cfg)
-    return last[0] if last is not None and 0 < last[0] < cfg.train.steps and not last[1] else None
+def _what(cfg, preset: str) -> str:
+    return f"{cfg.train.method}, {cfg.train.steps} steps of {preset}"
 
 
 def _train_one(cfg, run_dir: Path, label: str, preset: str, at: int | None) -> tuple[float | None, bool, int | None]:
-    """Train a member into run_dir, from scratch or (`at`, from resumable_step) resumed from its checkpoint there;
-    writes bench_train.json when finished, PARTIAL when stopped (then SystemExit). -> (seconds, False, resumed
-    from step or None); the seconds of a resumed run add up its sessions (None when one of them is unknown: a
-    run killed without the chance to record them)."""
-    prev: float | None = 0.0
-    if at is None:
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        print(f"== bench physics: training {label} ({cfg.train.method}, {cfg.train.steps} steps of {preset})")
-    else:
-        part = run_dir / PARTIAL
-        info = json.loads(part.read_text()) if part.exists() else {}
-        prev = info.get("train_seconds") if info.get("step") == at else None
-        print(f"== bench physics: resuming {label} from its checkpoint at step {at} of {cfg.train.steps}")
-    t0 = time.time()
-    summary = train(cfg, run_dir, resume=at is not None)
-    secs = round(time.time() - t0, 1)
-    total = None if prev is None else round(prev + secs, 1)
-    if not summary["finished"]:
-        (run_dir / PARTIAL).write_text(json.dumps({"train_seconds": total, "step": summary["steps"]}) + "\n")
-    stop_if_unfinished(summary, f"bench physics: the {label} run",
-                       "; the same command with --reuse goes on from there, keeping the finished members")
-    (run_dir / "bench_train.json").write_text(json.dumps({"train_seconds": total, "resumed_from_step": at}) + "\n")
-    return total, False, at
+    """One member: reuse.train_run (from scratch, or resumed from its checkpoint at step `at`)."""
+    return train_run(cfg, run_dir, label, at, "physics", _what(cfg, preset), _HINT)
 
 
 def train_member(cfg, run_dir: Path, label: str, preset: str, reuse: bool) -> tuple[float | None, bool, int | None]:
-    """Train one ensemble member into run_dir, or (reuse) keep the finished run there if it matches cfg, or
-    (reuse) resume the unfinished one there if it matches cfg. -> (training seconds, reused?, resumed from step);
-    a reused run's seconds come from the bench_train.json written when it was trained (None if absent)."""
-    kept = reusable_member(cfg, run_dir, label, reuse)
-    if kept is not None:
-        return kept
-    return _train_one(cfg, run_dir, label, preset, resumable_step(run_dir, cfg) if reuse else None)
+    """Train one ensemble member into run_dir, or (reuse) keep or resume the run there (reuse.train_or_keep)."""
+    return train_or_keep(cfg, run_dir, label, reuse, "physics", what=_what(cfg, preset), hint=_HINT)
 
 
 def member_log(run_dir: Path) -> Path:
@@ -129,7 +84,7 @@ def train_members(specs: list[tuple[Any, Path, str]], preset: str, reuse: bool, 
     Ctrl-C or SIGTERM asks every running member to checkpoint and stop, then stops the bench (--reuse goes on)."""
     if jobs <= 1:
         return [train_member(cfg, run_dir, label, preset, reuse) for cfg, run_dir, label in specs]
-    got: list[tuple[float | None, bool, int | None] | None] = [reusable_member(cfg, d, label, reuse)
+    got: list[tuple[float | None, bool, int | None] | None] = [kept_run(cfg, d, label, reuse, "physics")
                                                               for cfg, d, label in specs]
     todo = [i for i, g in enumerate(got) if g is None]
     ctx = multiprocessing.get_context("spawn")
@@ -188,20 +143,19 @@ def train_members(specs: list[tuple[Any, Path, str]], preset: str, reuse: bool, 
                 p.join()
             for sig, handler in old.items():
                 signal.signal(sig, handler)
-        hint = "; the same command with --reuse goes on from there, keeping the finished members"
         if stopped:
-            raise SystemExit(f"bench physics stopped ({stopped}): the members in training saved a checkpoint{hint}")
+            raise SystemExit(f"bench physics stopped ({stopped}): the members in training saved a checkpoint{_HINT}")
         for i in group:
             cfg, run_dir, label = specs[i]
-            info, part = run_dir / "bench_train.json", run_dir / PARTIAL
+            info, part = run_dir / TRAINED, run_dir / PARTIAL
             if procs[i].exitcode != 0 and part.exists() and part.stat().st_mtime >= launched:
                 raise SystemExit(f"bench physics: the {label} run stopped at step "
-                                 f"{json.loads(part.read_text())['step']} (log {member_log(run_dir)}){hint}")
+                                 f"{json.loads(part.read_text())['step']} (log {member_log(run_dir)}){_HINT}")
             if procs[i].exitcode != 0 or not info.exists():
                 log = member_log(run_dir)
                 tail = "\n".join(log.read_text().splitlines()[-5:]) if log.exists() else ""
                 raise SystemExit(f"bench physics: the {label} run failed (exit code {procs[i].exitcode}; its log "
-                                 f"{log} ends:\n{tail}){hint}")
+                                 f"{log} ends:\n{tail}){_HINT}")
             done = json.loads(info.read_text())
             got[i] = done["train_seconds"], False, done.get("resumed_from_step")
     assert all(g is not None for g in got)

@@ -20,7 +20,6 @@ on a tiny budget (a few minutes): its numbers only show that the pipeline works.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -28,13 +27,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from openjepa.bench.reuse import finished_run
+from openjepa.bench.reuse import kept_run, train_run
 from openjepa.config import load_config
 from openjepa.data.envs import env_kwargs, make_env
 from openjepa.data.trajectories import collect
 from openjepa.planning.mpc import run_random
 from openjepa.planning.run import energy_landscape, load_world_model, plan_episodes, plot_landscape
-from openjepa.train.loop import stop_if_unfinished, train
 from openjepa.train.run import find_preset, provenance
 from openjepa.validate import resolve_config
 
@@ -132,28 +130,20 @@ def run_planning(quick: bool, workdir: Path, overrides: list[str], out: Path,
         steps = (cfg.world.frames - 1) * cfg.world.frameskip  # env steps per episode: one training window
         configs[name] = cfg.to_dict() | {"data_env": spec.data_env, "data_steps": steps}
         run_dir = suite_dir / f"wm_{name}"
-        why = finished_run(run_dir, cfg) if reuse else "not asked to reuse"
-        if why is None:
-            info = run_dir / "bench_train.json"
-            train_seconds = json.loads(info.read_text())["train_seconds"] if info.exists() else None
+        kept = kept_run(cfg, run_dir, name, reuse, "planning")  # planning again needs no data: none is collected
+        if kept is not None:
+            train_seconds = kept[0]
             reused.append(name)
-            print(f"== bench planning: {name}: reusing the finished run in {run_dir}")
         else:
-            if reuse:
-                print(f"== bench planning: {name}: cannot reuse {run_dir}: {why}; collecting and training afresh")
-                for sub in (data, run_dir):
-                    if sub.exists():
-                        shutil.rmtree(sub)
+            if data.exists():  # a run trained afresh gets fresh data
+                shutil.rmtree(data)
             t0 = time.time()
             collect(spec.env, b["episodes_data"], steps, data, policy=spec.policy, seed=0,
                     env_kwargs=env_kwargs(spec.env, spec.data_env), progress=False)
             collect_seconds = round(time.time() - t0, 1)
             print(f"== bench planning: {name}: {b['episodes_data']} episodes of {steps} steps collected in "
-                  f"{collect_seconds}s; training {cfg.train.steps} steps")
-            t0 = time.time()
-            stop_if_unfinished(train(cfg, run_dir), f"bench planning: {name}")
-            train_seconds = round(time.time() - t0, 1)
-            (run_dir / "bench_train.json").write_text(json.dumps({"train_seconds": train_seconds}) + "\n")
+                  f"{collect_seconds}s")
+            train_seconds = train_run(cfg, run_dir, name, None, "planning", f"{cfg.train.steps} steps")[0]
         model, _ = load_world_model(run_dir)
         env_over = [f"--env.max_steps={b['max_steps']}"] if b["max_steps"] else []
         for layout, lay in spec.layouts.items():
