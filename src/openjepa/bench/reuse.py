@@ -22,7 +22,10 @@ TRAINED = "bench_train.json"  # a finished run's training seconds (and the step 
 
 
 def _differs(diff: list[str], ignore: tuple[str, ...]) -> list[str]:
-    return [d for d in diff if d.split(".", 1)[0] not in ignore]
+    """The entries of a config_diff that matter: not in an ignored section, and not `train.precision` where the
+    config asks for 'auto' (a run saves the precision auto chose on its machine, never 'auto' itself)."""
+    return [d for d in diff if d.split(".", 1)[0] not in ignore
+            and not (d.startswith("train.precision:") and d.endswith("-> 'auto'"))]
 
 
 def last_checkpoint(run_dir: Path, cfg) -> tuple[int, list[str]] | None:
@@ -40,8 +43,7 @@ def finished_run(run_dir: Path, cfg, ignore: tuple[str, ...] = ()) -> str | None
     last = last_checkpoint(run_dir, cfg)
     if last is None:
         return "no checkpoints/last.pt"
-    step, diff = last
-    diff = _differs(diff, ignore)
+    step, diff = last[0], _differs(last[1], ignore)
     if step != cfg.train.steps:
         return f"stopped at step {step} of {cfg.train.steps}"
     return f"other settings ({'; '.join(diff)})" if diff else None
