@@ -10,11 +10,13 @@ import pytest
 import torch
 
 from openjepa.bench import images_search
-from openjepa.bench.images_search import CANDIDATES, VAL_IMAGES, candidate_config, validation_split
+from openjepa.bench.images_search import CANDIDATES, VAL_IMAGES, candidate_config
 from openjepa.cli import main
 from openjepa.config import ConfigError, EvalConfig, build_config
 from openjepa.data import fashion_mnist
 from openjepa.data.fashion_mnist import holdout_split
+from openjepa.eval import evaluate
+from openjepa.eval.evaluate import eval_split
 from openjepa.train import run as train_run
 
 N_TRAIN = 60_000
@@ -70,18 +72,18 @@ def test_holdout_split_is_seeded_disjoint_and_covers_the_split():
 
 
 def test_probe_split_fits_outside_the_carve_and_scores_inside_it(monkeypatch):
-    monkeypatch.setattr(images_search, "load_fashion_mnist", _indexed_train)
+    monkeypatch.setattr(evaluate, "load_fashion_mnist", _indexed_train)  # it raises if the test split is read
     ev = EvalConfig(train_samples=5000, test_samples=2000)
-    x_fit, y_fit, x_val, y_val = validation_split(ev, None, 28, 1)
+    x_fit, y_fit, x_val, y_val = eval_split(ev, None, 28, 1, holdout=VAL_IMAGES)
     fit, va = _index(x_fit), _index(x_val)
     val, _ = holdout_split(N_TRAIN, VAL_IMAGES)
     carve = set(val.tolist())
     assert len(fit) == 5000 and len(va) == 2000 and len(set(va.tolist())) == 2000
     assert set(va.tolist()) <= carve and not set(fit.tolist()) & carve
     assert torch.equal(y_fit, fit % 10) and torch.equal(y_val, va % 10)  # labels travel with their images
-    assert torch.equal(_index(validation_split(ev, None, 28, 1)[2]), va)  # seeded
+    assert torch.equal(_index(eval_split(ev, None, 28, 1, holdout=VAL_IMAGES)[2]), va)  # seeded
     with pytest.raises(ValueError, match="eval.train_samples=60000"):
-        validation_split(EvalConfig(train_samples=60000), None, 28, 1)
+        eval_split(EvalConfig(train_samples=60000), None, 28, 1, holdout=VAL_IMAGES)
 
 
 def test_pretraining_leaves_the_carve_out_and_defaults_to_every_image(monkeypatch):

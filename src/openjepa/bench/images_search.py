@@ -32,10 +32,9 @@ import torch
 
 from openjepa.bench.images import save_random_init
 from openjepa.bench.reuse import train_or_keep
-from openjepa.config import Config, EvalConfig, load_config
-from openjepa.data.fashion_mnist import HOLDOUT_SEED, holdout_split, load_fashion_mnist
-from openjepa.data.transforms import to_model_input
-from openjepa.eval.evaluate import evaluate_encoder
+from openjepa.config import Config, load_config
+from openjepa.data.fashion_mnist import HOLDOUT_SEED
+from openjepa.eval.evaluate import eval_split, evaluate_encoder
 from openjepa.methods import METHODS
 from openjepa.train.checkpoint import load_method
 from openjepa.train.run import find_preset, provenance, select_device
@@ -83,28 +82,11 @@ def candidate_config(name: str, quick: bool, overrides: list[str], steps: int = 
     return resolve_config(load_config(find_preset(preset), budget(quick, steps) + own + list(overrides)))
 
 
-def validation_split(ev: EvalConfig, data_path: str | None, img_size: int, channels: int, seed: int = 0):
-    """(x_fit, y_fit, x_val, y_val) as model input: seeded subsets of eval.train_samples images of the train split
-    outside the validation carve and eval.test_samples images of the carve (holdout_split(60000, VAL_IMAGES)).
-    Only the train split is read."""
-    x, y = load_fashion_mnist("train", data_path)
-    val, rest = holdout_split(x.shape[0], VAL_IMAGES)
-    for key, want, part, have in (("train_samples", ev.train_samples, "the train split less the carve", len(rest)),
-                                  ("test_samples", ev.test_samples, "the validation carve", len(val))):
-        if want > have:
-            raise ValueError(f"bench images_search: eval.{key}={want}, but {part} holds {have} images (the carve is "
-                             f"{VAL_IMAGES} of the {x.shape[0]} train images)")
-    g = torch.Generator().manual_seed(seed)
-    fit = rest[torch.randperm(len(rest), generator=g)[: ev.train_samples]]
-    va = val[torch.randperm(len(val), generator=g)[: ev.test_samples]]
-    return (to_model_input(x[fit], img_size, channels), y[fit], to_model_input(x[va], img_size, channels), y[va])
-
-
 def _score(name: str, encoder, cfg: Config, splits: dict) -> dict:
     """evaluate_encoder on the validation split of cfg's input size (made once per size)."""
     key = (cfg.data.path, cfg.data.img_size, cfg.data.channels, cfg.eval.train_samples, cfg.eval.test_samples)
     if key not in splits:
-        splits[key] = validation_split(cfg.eval, *key[:3])
+        splits[key] = eval_split(cfg.eval, *key[:3], holdout=VAL_IMAGES)
     row, _, _ = evaluate_encoder(name, encoder, splits[key], cfg.eval, select_device(cfg.train.device),
                                  cfg.train.precision, progress=False, patch=cfg.model.patch_size)
     return row

@@ -22,10 +22,8 @@ TRAINED = "bench_train.json"  # a finished run's training seconds (and the step 
 
 
 def _differs(diff: list[str], ignore: tuple[str, ...]) -> list[str]:
-    """The entries of a config_diff that matter: not in an ignored section, and not `train.precision` where the
-    config asks for 'auto' (a run saves the precision auto chose on its machine, never 'auto' itself)."""
-    return [d for d in diff if d.split(".", 1)[0] not in ignore
-            and not (d.startswith("train.precision:") and d.endswith("-> 'auto'"))]
+    """The entries of a config_diff that matter: not in an ignored section."""
+    return [d for d in diff if d.split(".", 1)[0] not in ignore]
 
 
 def last_checkpoint(run_dir: Path, cfg) -> tuple[int, list[str]] | None:

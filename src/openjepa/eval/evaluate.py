@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from openjepa.config import EvalConfig, build_config
-from openjepa.data.fashion_mnist import load_fashion_mnist
+from openjepa.data.fashion_mnist import holdout_split, load_fashion_mnist
 from openjepa.data.transforms import to_model_input
 from openjepa.eval.collapse import collapse_message, collapse_panel
 from openjepa.eval.features import extract_features, pixel_features
@@ -34,13 +34,28 @@ from openjepa.validate import resolve_config
 PANEL_SAMPLES = 4096  # test embeddings used for the collapse panel
 
 
-def eval_split(cfg: EvalConfig, data_path: str | None, img_size: int, channels: int, seed: int = 0):
-    """Fixed, seeded subsets of Fashion-MNIST train/test as model input: (x_tr, y_tr, x_te, y_te)."""
+def eval_split(cfg: EvalConfig, data_path: str | None, img_size: int, channels: int, seed: int = 0,
+               holdout: int = 0):
+    """Fixed, seeded subsets of Fashion-MNIST as model input: (x_tr, y_tr, x_te, y_te) of eval.train_samples and
+    eval.test_samples images. holdout 0: from the train and test splits. holdout > 0: both from the train split,
+    the probe's images outside its validation carve holdout_split(60000, holdout) and the scored ones inside it
+    (the test split is not read: a recipe chosen on them has never seen a test image)."""
     x_tr, y_tr = load_fashion_mnist("train", data_path)
-    x_te, y_te = load_fashion_mnist("test", data_path)
+    if holdout:
+        x_te, y_te = x_tr, y_tr
+        te_pool, tr_pool = holdout_split(x_tr.shape[0], holdout)
+        parts = ("the train split less the validation carve", "the validation carve")
+    else:
+        x_te, y_te = load_fashion_mnist("test", data_path)
+        tr_pool, te_pool = torch.arange(x_tr.shape[0]), torch.arange(x_te.shape[0])
+        parts = ("the train split", "the test split")
+    for key, want, part, pool in (("train_samples", cfg.train_samples, parts[0], tr_pool),
+                                  ("test_samples", cfg.test_samples, parts[1], te_pool)):
+        if want > len(pool):
+            raise ValueError(f"eval.{key}={want}, but {part} holds {len(pool)} images")
     g = torch.Generator().manual_seed(seed)
-    tr = torch.randperm(x_tr.shape[0], generator=g)[: cfg.train_samples]
-    te = torch.randperm(x_te.shape[0], generator=g)[: cfg.test_samples]
+    tr = tr_pool[torch.randperm(len(tr_pool), generator=g)[: cfg.train_samples]]
+    te = te_pool[torch.randperm(len(te_pool), generator=g)[: cfg.test_samples]]
     return (to_model_input(x_tr[tr], img_size, channels), y_tr[tr],
             to_model_input(x_te[te], img_size, channels), y_te[te])
 

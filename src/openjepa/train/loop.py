@@ -512,12 +512,15 @@ _RUNTIME_DATA_KEYS = ("workers", "prefetch", "max_bad_fraction", "index_dir")
 
 
 def config_diff(saved: Config, given: Config) -> list[str]:
-    """'section.key: saved -> given' for every setting that differs, except the runtime keys."""
+    """'section.key: saved -> given' for every setting that differs, except the runtime keys. A given
+    `train.precision: auto` matches any saved precision: a run saves the precision auto chose on its machine."""
     a, b = saved.to_dict(), given.to_dict()
     out = []
     for section in a:
         for key in a[section]:
             if (section == "train" and key in _RUNTIME_KEYS) or (section == "data" and key in _RUNTIME_DATA_KEYS):
+                continue
+            if section == "train" and key == "precision" and b[section][key] == "auto":
                 continue
             if a[section][key] != b[section][key]:
                 out.append(f"{section}.{key}: {a[section][key]!r} -> {b[section][key]!r}")
