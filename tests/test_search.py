@@ -124,7 +124,8 @@ def test_surprise_memory_gets_a_wall_blind_model_through_the_door():
 
 def test_recall_widens_where_a_remembered_blocked_move_is_dropped():
     """A move remembered as blocked at (0, 0) (east, action 0) is dropped from states within recall * step of it:
-    from (0, 0.6) recall=None (merge = 0.35 steps) still goes east first, recall = 1 step (the default) does not."""
+    from (0, 0.6) recall=None (merge = 0.35 steps) still goes east first, recall = 1 step does not; the default
+    is 0.75 steps."""
     first = {}
     for recall in (None, 1.0):
         p = make(recall=recall)
@@ -133,4 +134,4 @@ def test_recall_widens_where_a_remembered_blocked_move_is_dropped():
         first[recall] = plan[0, 0]
     assert torch.allclose(first[None], torch.tensor([1.0, 0.0]), atol=1e-5)
     assert not torch.allclose(first[1.0], torch.tensor([1.0, 0.0]), atol=1e-5)
-    assert make(recall=None).recall_radius == make().merge and make().recall_radius == 1.0
+    assert make(recall=None).recall_radius == make().merge and make().recall_radius == 0.75

@@ -50,7 +50,7 @@ class GraphSearch:
     goal_radius: float = 0.3  # stop when a node is within goal_radius * step of the goal
     surprise: float = 0.4  # an executed move ending farther than surprise * step from the imagined one is remembered
     remember: bool = True  # the surprise memory (off: every plan from scratch)
-    recall: float | None = 1.0  # a remembered move is dropped from states within recall * step (None: merge)
+    recall: float | None = 0.75  # a remembered move is dropped from states within recall * step (None: merge)
     memory: dict = field(default_factory=dict, repr=False)  # key -> [(state (D,), blocked action index)]
     last: dict = field(default_factory=dict, repr=False)  # key -> (state planned from, first action, imagined, step)
     visited: dict = field(default_factory=dict, repr=False)  # key -> states planned from, in order
