@@ -21,7 +21,8 @@ the same blocked action forever (or slide along the wall and back). With `keys` 
 compares the state it is called from with what it imagined the last first action would lead to: if that action
 barely moved the state (< `min_move` step), ended more than `surprise` steps away from the imagined state, or
 led back to a state the episode had already left (a cycle: sliding along a wall and back), the (state, action)
-is remembered and every later search drops that action from states within `recall` (default: `merge`) of it.
+is remembered and every later search drops that action from states within `recall` steps of it (0.75 by default,
+chosen on validation layouts: docs/world-models-planning.md; None: the `merge` radius).
 `reset()` forgets (run_mpc calls it at the start of every batch of episodes).
 
 Batched over problems by running one search per problem (searches differ in size); `plan` returns (B, H, A).
