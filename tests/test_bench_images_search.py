@@ -142,6 +142,7 @@ def test_quick_run_writes_every_row_on_the_validation_split(quick_run):
     assert result["suite"] == "images_search" and result["git_sha"] and result["machine"]
     assert [r["name"] for r in result["rows"]] == ["raw_pixels", "random_init", "ijepa"]
     assert result["ranking"] == ["ijepa"] and set(result["configs"]) == {"ijepa"}
+    assert result["complete"] and result["pending"] == []
     assert result["split"]["val_images"] == VAL_IMAGES and result["split"]["probe_val_samples"] == 200
     for row in result["rows"]:
         assert set(row) == ROW_KEYS, row["name"]
@@ -176,6 +177,9 @@ def test_reuse_resumes_an_interrupted_run(tmp_path, no_test_split):
             str(tmp_path / "work"), *TINY]
     with pytest.raises(SystemExit, match="stopped at step 2"):
         main(args + ["--train.stop_after=2"])  # as if killed after 2 of 3 steps (a checkpoint is saved)
+    partial = json.loads((tmp_path / "r.json").read_text())  # what was scored before the stop, marked incomplete
+    assert not partial["complete"] and partial["pending"] == ["ijepa"]
+    assert [r["name"] for r in partial["rows"]] == ["raw_pixels", "random_init"]
     assert main(args + ["--reuse"]) == 0
     row = json.loads((tmp_path / "r.json").read_text())["rows"][-1]
     assert row["steps"] == 3 and not row["reused"]

@@ -21,10 +21,15 @@ compare train_seconds too. `only` trains some candidates; `reuse` keeps a finish
 with the same settings (eval.* aside: they score a run, not train it) and scores it again, resumes an unfinished
 one with the same settings from its checkpoint, and trains the others afresh. `quick` trains a few steps and
 probes a few thousand images: a smoke run whose numbers say nothing about the recipes.
+
+The result file is rewritten before each candidate trains, with `complete` false and `pending` naming the
+candidates not scored yet: a search stopped after hours leaves the rows it scored (the finished search overwrites
+it with `complete` true).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +121,19 @@ def run_images_search(quick: bool, workdir: Path, overrides: list[str], out: Pat
                  checkpoint=None, reused=False),
             _row(_score("random_init", rand, ref, splits), preset=REFERENCE, overrides=[], steps=0,
                  train_seconds=0.0, checkpoint=str(save_random_init(ref, suite_dir / "random_init")), reused=False)]
-    for name in names:
+    split = {"scored_on": "validation carve of the Fashion-MNIST train split; the test split is never read",
+             "val_images": VAL_IMAGES, "holdout_seed": HOLDOUT_SEED, "probe_fit_samples": ref.eval.train_samples,
+             "probe_val_samples": ref.eval.test_samples, "pretraining_excludes_val": True}
+
+    def result(pending: list[str]) -> dict[str, Any]:
+        ranking = [r["name"] for r in sorted(rows[2:], key=lambda r: -r["linear_top1"])]
+        return {"suite": "images_search", "quick": quick, "git_sha": meta["git_sha"], "machine": meta["machine"],
+                "versions": meta["versions"], "created": meta["created"], "split": split,
+                "configs": {n: c.to_dict() for n, c in configs.items()}, "only": only, "complete": not pending,
+                "pending": pending, "rows": rows, "ranking": ranking}
+
+    for i, name in enumerate(names):
+        write_partial(out, result(names[i:]))  # a stopped search leaves the rows scored so far
         cfg, run_dir = configs[name], suite_dir / name
         train_seconds, reused, _ = train_or_keep(cfg, run_dir, name, reuse, "images_search", ignore=NO_EVAL,
                                                  hint=" (--reuse resumes it)")
@@ -126,10 +143,12 @@ def run_images_search(quick: bool, workdir: Path, overrides: list[str], out: Pat
         preset, own = CANDIDATES[name]
         rows.append(_row(row, preset=preset, overrides=own, steps=int(state["step"]), train_seconds=train_seconds,
                          checkpoint=str(ckpt), reused=reused))
-    ranking = [r["name"] for r in sorted(rows[2:], key=lambda r: -r["linear_top1"])]
-    split = {"scored_on": "validation carve of the Fashion-MNIST train split; the test split is never read",
-             "val_images": VAL_IMAGES, "holdout_seed": HOLDOUT_SEED, "probe_fit_samples": ref.eval.train_samples,
-             "probe_val_samples": ref.eval.test_samples, "pretraining_excludes_val": True}
-    return {"suite": "images_search", "quick": quick, "git_sha": meta["git_sha"], "machine": meta["machine"],
-            "versions": meta["versions"], "created": meta["created"], "split": split,
-            "configs": {n: c.to_dict() for n, c in configs.items()}, "only": only, "rows": rows, "ranking": ranking}
+    return result([])
+
+
+def write_partial(out: Path, result: dict[str, Any]) -> None:
+    """The rows scored so far, marked incomplete (`complete` false, `pending` the candidates not scored yet); the
+    finished search overwrites it."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
