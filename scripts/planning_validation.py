@@ -38,35 +38,18 @@ SEED = 20_000
 HORIZON = 16  # planned actions, as the bench
 
 
-class _Search(search.GraphSearch):
-    """GraphSearch with some fields set after construction (plan_episodes builds the planner itself)."""
-    fields: dict = {}
-
-    def __post_init__(self) -> None:
-        for key, value in self.fields.items():
-            setattr(self, key, value)
-        super().__post_init__()
-
-
 def score(run: Path, setting: dict, episodes: dict[str, int], model) -> list[dict]:
     unknown = set(setting) - set(search.GraphSearch.__dataclass_fields__)
     if unknown:
         raise SystemExit(f"unknown GraphSearch field(s) {sorted(unknown)}")
-    _Search.fields = setting
-    from openjepa.planning import mpc
-    saved = mpc.SEARCH_PLANNERS["search"]
-    mpc.SEARCH_PLANNERS["search"] = _Search
     rows = []
-    try:
-        for name, (env, over) in VALIDATION.items():
-            t0 = time.time()
-            r = plan_episodes(run, env, over, planner="search", episodes=episodes[env], seed=SEED, model=model,
-                              horizon=HORIZON)
-            rows.append({"setting": setting, "set": name, "episodes": episodes[env], "success_rate": r["success_rate"],
-                         "mean_final_distance": round(r["mean_final_distance"], 2), "seconds": round(time.time() - t0)})
-            print(json.dumps(rows[-1]), flush=True)
-    finally:
-        mpc.SEARCH_PLANNERS["search"] = saved
+    for name, (env, over) in VALIDATION.items():
+        t0 = time.time()
+        r = plan_episodes(run, env, over, planner="search", episodes=episodes[env], seed=SEED, model=model,
+                          horizon=HORIZON, settings=setting)
+        rows.append({"setting": setting, "set": name, "episodes": episodes[env], "success_rate": r["success_rate"],
+                     "mean_final_distance": round(r["mean_final_distance"], 2), "seconds": round(time.time() - t0)})
+        print(json.dumps(rows[-1]), flush=True)
     return rows
 
 

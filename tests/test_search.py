@@ -135,3 +135,15 @@ def test_recall_widens_where_a_remembered_blocked_move_is_dropped():
     assert torch.allclose(first[None], torch.tensor([1.0, 0.0]), atol=1e-5)
     assert not torch.allclose(first[1.0], torch.tensor([1.0, 0.0]), atol=1e-5)
     assert make(recall=None).recall_radius == make().merge and make().recall_radius == 0.75
+
+
+def test_build_planner_sets_the_fields_it_is_given():
+    from openjepa.data.envs import make_env
+    from openjepa.planning.run import build_planner
+
+    env = make_env("two_rooms")
+    assert build_planner("search", env, horizon=4, recall=0.5, surprise=0.8).recall_radius == 0.5
+    assert build_planner("search", env, horizon=4).recall == make().recall  # the class default otherwise
+    assert build_planner("cem", env, horizon=4, samples=20, elites=3).elites == 3
+    with pytest.raises(TypeError):
+        build_planner("search", env, horizon=4, no_such_field=1)

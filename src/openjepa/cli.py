@@ -226,6 +226,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from openjepa.bench import SUITES
+    from openjepa.bench.reuse import write_result
 
     name = f"{args.suite}{'_styles' if args.styles else ''}{'_quick' if args.quick else ''}"  # --styles: its own file
     out = Path(args.out) if args.out else Path(args.workdir) / f"{name}.json"
@@ -248,8 +249,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         extra[flag.lstrip("-").replace("-", "_")] = value.split(",") if flag == "--only" else value
     result = SUITES[args.suite](quick=args.quick, workdir=Path(args.workdir), overrides=list(args.overrides), out=out,
                                 **extra)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(out, result)
     for r in result["rows"] + result.get("heldout_rows", []):
         print(json.dumps(r))
     print(f"wrote {out}")

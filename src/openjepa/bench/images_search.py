@@ -29,14 +29,13 @@ it with `complete` true).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from openjepa.bench.images import save_random_init
-from openjepa.bench.reuse import train_or_keep
+from openjepa.bench.reuse import train_or_keep, write_result
 from openjepa.config import Config, load_config
 from openjepa.data.fashion_mnist import HOLDOUT_SEED
 from openjepa.eval.evaluate import eval_split, evaluate_encoder
@@ -133,7 +132,7 @@ def run_images_search(quick: bool, workdir: Path, overrides: list[str], out: Pat
                 "pending": pending, "rows": rows, "ranking": ranking}
 
     for i, name in enumerate(names):
-        write_partial(out, result(names[i:]))  # a stopped search leaves the rows scored so far
+        write_result(out, result(names[i:]))  # a stopped search leaves the rows scored so far (complete: false)
         cfg, run_dir = configs[name], suite_dir / name
         train_seconds, reused, _ = train_or_keep(cfg, run_dir, name, reuse, "images_search", ignore=NO_EVAL,
                                                  hint=" (--reuse resumes it)")
@@ -145,10 +144,3 @@ def run_images_search(quick: bool, workdir: Path, overrides: list[str], out: Pat
                          checkpoint=str(ckpt), reused=reused))
     return result([])
 
-
-def write_partial(out: Path, result: dict[str, Any]) -> None:
-    """The rows scored so far, marked incomplete (`complete` false, `pending` the candidates not scored yet); the
-    finished search overwrites it."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")

@@ -4,7 +4,8 @@ same settings (runtime keys such as paths and threads aside, and the config sect
 e.g. "eval": settings that score a run but do not train it). Every bench (physics, planning, images_search)
 trains through train_or_keep / train_run, so they keep, resume and time their runs the same way: a finished run
 writes bench_train.json ({"train_seconds", "resumed_from_step"}) beside its checkpoints, a run stopped by a signal
-writes PARTIAL (its seconds so far and the step it stopped at), and a resumed run's seconds add up its sessions."""
+writes PARTIAL (its seconds so far and the step it stopped at), and a resumed run's seconds add up its sessions.
+write_result writes every bench's result file."""
 
 from __future__ import annotations
 
@@ -106,3 +107,10 @@ def train_or_keep(cfg, run_dir: Path, label: str, reuse: bool, bench: str, ignor
     if kept is not None:
         return kept
     return train_run(cfg, run_dir, label, resumable_step(run_dir, cfg, ignore) if reuse else None, bench, what, hint)
+
+
+def write_result(out: Path, result: dict) -> None:
+    """A bench's result file (JSON, indented); its folder is made if missing."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")

@@ -20,17 +20,19 @@ from openjepa.data.envs import make_env
 from openjepa.planning.mpc import PLANNERS, SEARCH_PLANNERS, latent_cost, obs_tensor, run_mpc
 
 
-def build_planner(name: str, env, horizon: int, samples: int = 200, iters: int = 10):
-    """A planner of PLANNERS (samples and iters per plan) or SEARCH_PLANNERS (its own defaults)."""
+def build_planner(name: str, env, horizon: int, samples: int = 200, iters: int = 10, **settings):
+    """A planner of PLANNERS (samples and iters per plan) or SEARCH_PLANNERS (its own defaults); `settings` set
+    other fields of the planner (e.g. recall=0.5 for search)."""
     if name not in PLANNERS and name not in SEARCH_PLANNERS:
         raise ValueError(f"unknown planner {name!r}; choose from {sorted(PLANNERS | SEARCH_PLANNERS)}")
     low = torch.as_tensor(env.action_space.low, dtype=torch.float32)
     high = torch.as_tensor(env.action_space.high, dtype=torch.float32)
     if name in SEARCH_PLANNERS:
-        return SEARCH_PLANNERS[name](horizon=horizon, action_low=low, action_high=high, max_norm=float(env.cfg.max_step))
+        return SEARCH_PLANNERS[name](horizon=horizon, action_low=low, action_high=high, max_norm=float(env.cfg.max_step),
+                                     **settings)
     kw = {"elites": max(2, samples // 10)} if name == "cem" else {}
     return PLANNERS[name](horizon=horizon, action_low=low, action_high=high, samples=samples, iters=iters,
-                          max_norm=float(env.cfg.max_step), **kw)
+                          max_norm=float(env.cfg.max_step), **(kw | settings))
 
 
 def load_world_model(checkpoint: str | Path):
@@ -48,9 +50,10 @@ def load_world_model(checkpoint: str | Path):
 def plan_episodes(checkpoint, env_name: str = "two_rooms", overrides=(), planner: str = "mppi", episodes: int = 20,
                   horizon: int | None = None, samples: int = 200, iters: int = 10, replan_every: int = 1,
                   cost: str = "sum", seed: int = 1000, parallel: int = 0, picture: str | None = None,
-                  gif: str | None = None, model=None, threads: int = 0) -> dict:
+                  gif: str | None = None, model=None, threads: int = 0, settings: dict | None = None) -> dict:
     """MPC episodes seeded seed, seed + 1, ...; `threads` > 0 sets torch's CPU threads (planning is many small
-    ops: on a busy 2-core machine 1 thread is several times faster than an oversubscribed 2)."""
+    ops: on a busy 2-core machine 1 thread is several times faster than an oversubscribed 2); `settings`: other
+    planner fields (build_planner)."""
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
     # horizon and replan_every count planned actions; with a frameskip-k model each is held for k env steps
@@ -61,7 +64,7 @@ def plan_episodes(checkpoint, env_name: str = "two_rooms", overrides=(), planner
         horizon = horizon or cfg.world.frames - 1
     horizon = horizon or 16
     envs = [make_env(env_name, overrides) for _ in range(episodes)]
-    plan_cls = build_planner(planner, envs[0], horizon, samples, iters)
+    plan_cls = build_planner(planner, envs[0], horizon, samples, iters, **(settings or {}))
     batch = parallel or episodes
     g = torch.Generator().manual_seed(seed)
     results = []
