@@ -40,6 +40,8 @@ def test_suite_writes_every_row_with_checkpoints(suite, tmp_path, capsys):
             assert list(row["protocols"]) == ["mean", "lastk", "layernorm", "attentive"], row["name"]
             assert row["protocols"]["mean"]["linear_top1"] == row["linear_top1"]
             assert "knn_top1" in row["protocols"]["lastk"] and "knn_top1" not in row["protocols"]["attentive"]
+        assert result["figure"] == str(tmp_path / "result_protocols.png")  # bars per row and protocol
+        assert (tmp_path / "result_protocols.png").stat().st_size > 1000
     if suite == "collapse":
         assert (tmp_path / "result.png").stat().st_size > 1000
     trained = result["rows"][-1]["checkpoint"]

@@ -143,6 +143,7 @@ def test_quick_run_writes_every_row_on_the_validation_split(quick_run):
     assert [r["name"] for r in result["rows"]] == ["raw_pixels", "random_init", "ijepa"]
     assert result["ranking"] == ["ijepa"] and set(result["configs"]) == {"ijepa"}
     assert result["complete"] and result["pending"] == []
+    assert result["figure"] == str(tmp / "search_protocols.png") and (tmp / "search_protocols.png").stat().st_size > 1000
     assert result["split"]["val_images"] == VAL_IMAGES and result["split"]["probe_val_samples"] == 200
     for row in result["rows"]:
         assert set(row) == ROW_KEYS, row["name"]

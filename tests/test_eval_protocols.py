@@ -138,3 +138,15 @@ def test_lastk_deeper_than_the_encoder_is_refused_up_front():
     with pytest.raises(ConfigError, match="eval.lastk"):
         load_config(find_preset("smoke"), ["--eval.protocols=mean,lastk", "--eval.lastk=3"])  # smoke: depth 2
     assert load_config(find_preset("smoke"), ["--eval.protocols=mean,lastk", "--eval.lastk=2"]).eval.lastk == 2
+
+
+def test_protocol_bars_draws_rows_with_protocols_and_skips_the_rest(tmp_path):
+    from openjepa.eval.plots import protocol_bars
+
+    rows = [{"name": "raw_pixels", "protocols": {"mean": {"linear_top1": 0.86}, "lastk": {"linear_top1": 0.86}}},
+            {"name": "ijepa", "protocols": {"mean": {"linear_top1": 0.78}, "attentive": {"linear_top1": 0.84}}},
+            {"name": "old_row_without_protocols", "linear_top1": 0.5}]
+    path = tmp_path / "bars.png"
+    assert protocol_bars(rows, path, "t") == str(path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 1000
+    assert protocol_bars(rows[2:], tmp_path / "none.png", "t") is None and not (tmp_path / "none.png").exists()

@@ -25,6 +25,7 @@ import torch
 
 from openjepa.config import EVAL_PROTOCOLS, config_to_yaml, load_config
 from openjepa.eval.evaluate import evaluate_run
+from openjepa.eval.plots import protocol_bars
 from openjepa.methods import METHODS
 from openjepa.train.checkpoint import save_checkpoint
 from openjepa.train.loop import stop_if_unfinished, train
@@ -90,6 +91,10 @@ def run_images(quick: bool, workdir: Path, overrides: list[str], out: Path) -> d
                 rows.append(_row(r, train_seconds=0.0))
     order = {"raw_pixels": 0, "random_init": 1}
     rows.sort(key=lambda r: order.get(r["name"], 2))
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    figure = protocol_bars(rows, Path(out).with_name(f"{Path(out).stem}_protocols.png"),
+                           f"bench images{' --quick' if quick else ''}: linear top-1 per probe protocol, "
+                           f"{cfg.train.steps} steps per model")
     return {"suite": "images", "quick": quick, "git_sha": meta["git_sha"], "machine": meta["machine"],
             "versions": meta["versions"], "created": meta["created"], "configs": configs, "rows": rows,
-            "warnings": warnings}
+            "warnings": warnings, "figure": figure}

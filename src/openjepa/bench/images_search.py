@@ -39,6 +39,7 @@ from openjepa.bench.reuse import train_or_keep, write_result
 from openjepa.config import Config, load_config
 from openjepa.data.fashion_mnist import HOLDOUT_SEED
 from openjepa.eval.evaluate import eval_split, evaluate_encoder
+from openjepa.eval.plots import protocol_bars
 from openjepa.methods import METHODS
 from openjepa.train.checkpoint import load_method
 from openjepa.train.run import find_preset, provenance, select_device
@@ -53,16 +54,18 @@ NO_EVAL = ("eval",)  # config sections that score a run but do not train it: --r
 _PLAIN = ["--reg.kind=none"]  # the paper's I-JEPA recipe (EMA target only); the preset adds VICReg
 _RESNET = ["--model.encoder=resnet"]
 CANDIDATES = {  # row name -> (preset, overrides on top of it); each must pass check_config (tests)
-    "ijepa_vicreg": ("ijepa_vit_cpu", []),  # the shipped preset as is
-    "ijepa": ("ijepa_vit_cpu", _PLAIN),
+    # in the order they train: the CNN options first (LeJEPA and EB-JEPA report their best small-data results with
+    # CNNs), with MAE on the same encoder for a fair row, so that a search stopped part-way has scored those
+    "lejepa_resnet": ("lejepa_vit_cpu", _RESNET),
+    "ijepa_resnet": ("ijepa_vit_cpu", _PLAIN + _RESNET),
+    "mae_resnet": ("ijepa_vit_cpu", ["--train.method=mae", "--reg.kind=none"] + _RESNET),
     "mae": ("ijepa_vit_cpu", ["--train.method=mae", "--reg.kind=none"]),
     "lejepa": ("lejepa_vit_cpu", []),
-    "ijepa_p2": ("ijepa_vit_cpu", _PLAIN + ["--model.patch_size=2"]),  # 14x14 tokens instead of 7x7
-    "ijepa_bigpred": ("ijepa_vit_cpu", _PLAIN + ["--model.pred_dim=192", "--model.pred_depth=6"]),
-    "ijepa_resnet": ("ijepa_vit_cpu", _PLAIN + _RESNET),
-    "lejepa_resnet": ("lejepa_vit_cpu", _RESNET),
-    "mae_resnet": ("ijepa_vit_cpu", ["--train.method=mae", "--reg.kind=none"] + _RESNET),
     "lejepa_lr2x_b128": ("lejepa_vit_cpu", ["--optim.lr=2e-3", "--data.batch_size=128"]),
+    "ijepa": ("ijepa_vit_cpu", _PLAIN),
+    "ijepa_vicreg": ("ijepa_vit_cpu", []),  # the shipped preset as is
+    "ijepa_bigpred": ("ijepa_vit_cpu", _PLAIN + ["--model.pred_dim=192", "--model.pred_depth=6"]),
+    "ijepa_p2": ("ijepa_vit_cpu", _PLAIN + ["--model.patch_size=2"]),  # 14x14 tokens instead of 7x7
 }
 
 
@@ -124,15 +127,23 @@ def run_images_search(quick: bool, workdir: Path, overrides: list[str], out: Pat
              "val_images": VAL_IMAGES, "holdout_seed": HOLDOUT_SEED, "probe_fit_samples": ref.eval.train_samples,
              "probe_val_samples": ref.eval.test_samples, "pretraining_excludes_val": True}
 
+    figure = Path(out).with_name(f"{Path(out).stem}_protocols.png")  # bars per row and protocol, kept current
+
     def result(pending: list[str]) -> dict[str, Any]:
         ranking = [r["name"] for r in sorted(rows[2:], key=lambda r: -r["linear_top1"])]
         return {"suite": "images_search", "quick": quick, "git_sha": meta["git_sha"], "machine": meta["machine"],
                 "versions": meta["versions"], "created": meta["created"], "split": split,
                 "configs": {n: c.to_dict() for n, c in configs.items()}, "only": only, "complete": not pending,
-                "pending": pending, "rows": rows, "ranking": ranking}
+                "pending": pending, "rows": rows, "ranking": ranking, "figure": str(figure)}
+
+    def save(res: dict[str, Any]) -> dict[str, Any]:
+        write_result(out, res)
+        protocol_bars(rows, figure, f"images_search: validation linear top-1 per protocol ({steps} steps"
+                      + (", quick)" if quick else ")"))
+        return res
 
     for i, name in enumerate(names):
-        write_result(out, result(names[i:]))  # a stopped search leaves the rows scored so far (complete: false)
+        save(result(names[i:]))  # a stopped search leaves the rows scored so far (complete: false)
         cfg, run_dir = configs[name], suite_dir / name
         train_seconds, reused, _ = train_or_keep(cfg, run_dir, name, reuse, "images_search", ignore=NO_EVAL,
                                                  hint=" (--reuse resumes it)")
@@ -142,5 +153,5 @@ def run_images_search(quick: bool, workdir: Path, overrides: list[str], out: Pat
         preset, own = CANDIDATES[name]
         rows.append(_row(row, preset=preset, overrides=own, steps=int(state["step"]), train_seconds=train_seconds,
                          checkpoint=str(ckpt), reused=reused))
-    return result([])
+    return save(result([]))
 

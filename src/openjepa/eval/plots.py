@@ -283,3 +283,35 @@ def pca_figure(emb: dict) -> tuple[str | None, str | None]:
     _style(ax)
     fig.tight_layout()
     return _png_b64(fig), None
+
+
+def protocol_bars(rows: Sequence[Mapping], path, title: str) -> str | None:
+    """A bench's image rows as grouped bars, one group per row and one bar per probe protocol (linear top-1 of
+    row["protocols"][p]), with raw_pixels' best protocol as a dashed line; written to `path` (PNG). Returns the
+    path, or None when no row carries protocols."""
+    rows = [r for r in rows if r.get("protocols")]
+    protocols = list(dict.fromkeys(p for r in rows for p in r["protocols"]))
+    if not rows:
+        return None
+    fig = _new_figure(max(6.0, 0.9 * len(rows) + 2.0), 3.8)
+    ax = fig.add_subplot(1, 1, 1)
+    width = 0.8 / len(protocols)
+    for j, p in enumerate(protocols):
+        xs = [i + (j - (len(protocols) - 1) / 2) * width for i, r in enumerate(rows) if p in r["protocols"]]
+        ys = [100 * r["protocols"][p]["linear_top1"] for r in rows if p in r["protocols"]]
+        ax.bar(xs, ys, width, color=f"C{j}", label=p)
+    pixels = [r for r in rows if r.get("name") == "raw_pixels"]
+    if pixels:
+        best = max(100 * v["linear_top1"] for v in pixels[0]["protocols"].values())
+        ax.axhline(best, color="k", ls="--", lw=1, label=f"raw pixels, best ({best:.1f}%)")
+    lo = min(100 * v["linear_top1"] for r in rows for v in r["protocols"].values())
+    ax.set_ylim(max(0.0, 5 * math.floor((lo - 5) / 5)), 100)
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels([str(r.get("name", i)) for i, r in enumerate(rows)], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("linear top-1 (%)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, ncol=min(len(protocols) + 1, 5), loc="upper left")
+    _style(ax)
+    fig.tight_layout()
+    fig.savefig(path, format="png", metadata={"Software": None})
+    return str(path)
