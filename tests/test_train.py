@@ -50,6 +50,22 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     assert losses(full) == losses(split)
 
 
+def test_training_seconds_are_logged_checkpointed_and_add_up_over_resumes(tmp_path):
+    run = tmp_path / "run"
+    train(smoke(["--train.stop_after=10"]), run, log=lambda *a: None)
+    ckpt_path = run / "checkpoints" / "step_00000010.pt"
+    ckpt = torch.load(ckpt_path, weights_only=False)
+    assert 0 < ckpt["train_seconds"] < 600
+    ckpt["train_seconds"] = 1000.0  # as if the first invocation had trained for 1,000 s
+    torch.save(ckpt, ckpt_path)
+    train(smoke(), run, resume=True, log=lambda *a: None)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    elapsed = [(r["step"], r["elapsed_s"]) for r in rows if "loss" in r]
+    assert [s for s, _ in elapsed] == [5, 10, 15, 20]
+    assert 0 < elapsed[0][1] <= elapsed[1][1] < 1000 <= elapsed[2][1] <= elapsed[3][1]
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["train_seconds"] >= elapsed[3][1]
+
+
 def test_train_threads_hold_for_the_run_only(tmp_path):
     before = torch.get_num_threads()
     seen = []

@@ -21,7 +21,7 @@ from openjepa.eval.tables import is_num
 _SCHEDULE_KEYS = ("lr", "wd", "ema", "samples_per_s")
 _COLLAPSE_KEYS = ("rankme", "feat_std", "mean_cos")
 _PROBE_KEYS = ("knn_top1", "linear_top1")
-_KNOWN_KEYS = {"step", "epoch", "loss", "collapsed", *_SCHEDULE_KEYS, *_COLLAPSE_KEYS, *_PROBE_KEYS}
+_KNOWN_KEYS = {"step", "epoch", "elapsed_s", "loss", "collapsed", *_SCHEDULE_KEYS, *_COLLAPSE_KEYS, *_PROBE_KEYS}
 _MAX_OTHER_PANELS = 12
 _MAX_SCATTER_POINTS = 5000
 _MAX_LEGEND_CLASSES = 20

@@ -104,6 +104,13 @@ class LoopState:
     last_loss: float = math.nan  # at the newest logged step, averaged over ranks
     last_row: dict[str, Any] = field(default_factory=dict)  # the newest logged training row
     stopped_by: str | None = None  # the signal that stopped the run
+    seconds_before: float = 0.0  # training seconds of the invocations this one resumed (from the checkpoint)
+    started: float = field(default_factory=time.time)  # when this invocation's loop began
+
+    def train_seconds(self) -> float:
+        """Wall seconds spent in the training loop so far, over every invocation of the run (resumes add up; a
+        rollback keeps the time it cost). Checkpoints carry it, metrics rows log it as `elapsed_s`."""
+        return self.seconds_before + time.time() - self.started
 
     def restore(self, ckpt: dict[str, Any]) -> None:
         self.step = int(ckpt["step"])
@@ -150,6 +157,7 @@ class Checkpoints:
         return {"model": model_sd, "optimizer": opt_sd, "step": state.step, "best": state.best,
                 "lr_scale": state.lr_scale, "rng": torch.get_rng_state(), "config": self.run.cfg.to_dict(),
                 "meta": self.meta, "collapse_warned": state.collapse_warned, "stall_warned": state.stall_warned,
+                "train_seconds": round(state.train_seconds(), 1),
                 **({"bad_files": list(self.stream.bad.items())} if isinstance(self.stream, StreamingSource) else {})}
 
     def save(self, state: LoopState) -> None:
@@ -233,6 +241,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, log, force: bool) -> dict[s
     bar = tqdm(total=tc.steps, initial=state.step, unit="step", desc=tc.method, disable=not (tc.progress and ddp.main),
                dynamic_ncols=True)
     rate = Rate()
+    state.started = time.time()
     method.train()
     with StopSignals() as stop:
         try:
@@ -418,6 +427,7 @@ def resume_run(run: Run, ckpts: Checkpoints, state: LoopState, force: bool) -> N
         run.log(f"WARNING: resuming with a different config (--force): {'; '.join(diff)}")
     ckpts.restore(ckpt, state)
     state.saved = state.step
+    state.seconds_before = float(ckpt.get("train_seconds", 0.0))
     run.logger.truncate_after(state.step)
     run.log(f"resumed {run.dir} from {path.name} at step {state.step}/{run.cfg.train.steps}")
 
@@ -465,7 +475,8 @@ def log_step(run: Run, state: LoopState, result: StepResult, lr: float, wd: floa
     state.last_loss = mean_over_ranks(float(result.loss), run.ddp.world, run.device)
     per_s = rate.take()
     row = {"step": step, "loss": state.last_loss, "lr": lr, "wd": wd, "samples_per_s": round(per_s, 1),
-           "epoch": round(step / stream.steps_per_epoch, 3), **result.logs}
+           "epoch": round(step / stream.steps_per_epoch, 3), "elapsed_s": round(state.train_seconds(), 1),
+           **result.logs}
     row["grad_norm"] = float(result.grad_norm)
     if state.lr_scale != 1.0:
         row["lr_scale"] = state.lr_scale
