@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from openjepa.bench import images_search
+from openjepa.bench.images_curve import run_images_curve
 from openjepa.bench.images_search import CANDIDATES, VAL_IMAGES, candidate_config
 from openjepa.cli import main
 from openjepa.config import ConfigError, EvalConfig, build_config
@@ -119,7 +120,7 @@ def test_unknown_candidate_and_foreign_flags_are_refused(tmp_path, capsys):
     with pytest.raises(ValueError, match="unknown candidate"):
         images_search.run_images_search(True, tmp_path, [], tmp_path / "r.json", only=["no_such_recipe"])
     assert main(["bench", "images", "--reuse", "--workdir", str(tmp_path)]) != 0
-    assert "--reuse applies to the physics, planning and images_search suites" in capsys.readouterr().err
+    assert "--reuse applies to the physics, planning, images_search and images_curve suites" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # refused before anything was trained or written
 
 
@@ -186,3 +187,27 @@ def test_reuse_resumes_an_interrupted_run(tmp_path, no_test_split):
     assert row["steps"] == 3 and not row["reused"]
     info = json.loads((tmp_path / "work" / "images_search_quick" / "ijepa" / "bench_train.json").read_text())
     assert info["resumed_from_step"] == 2
+
+
+def test_curve_scores_every_kept_checkpoint_on_the_validation_split(tmp_path, no_test_split):
+    out = tmp_path / "curve.json"
+    tiny = [o for o in TINY if not o.startswith("--train.ckpt_every")]  # the suite spaces the checkpoints itself
+    assert main(["bench", "images_curve", "--quick", "--only", "ijepa", "--out", str(out), "--workdir",
+                 str(tmp_path / "work"), *tiny]) == 0
+    result = json.loads(out.read_text())
+    assert result["suite"] == "images_curve" and result["candidate"] == "ijepa" and result["steps"] == 3
+    assert [r["name"] for r in result["rows"]] == ["raw_pixels", "random_init", "ijepa@1", "ijepa@2", "ijepa@3"]
+    points = result["rows"][2:]
+    assert [r["step"] for r in points] == [1, 2, 3]
+    seconds = [r["train_seconds"] for r in points]
+    assert 0 < seconds[0] <= seconds[1] <= seconds[2]  # the loop's clock, carried by each checkpoint
+    assert all(list(r["protocols"]) == ["mean", "lastk", "layernorm"] for r in result["rows"])
+    assert set(result["crosses_raw_pixels"]) == {"mean", "lastk", "layernorm"}
+    for p, hit in result["crosses_raw_pixels"].items():  # the first checkpoint at or above raw pixels, if any
+        above = [r["step"] for r in points if r["protocols"][p]["linear_top1"] >= result["rows"][0]["protocols"][p]["linear_top1"]]
+        assert (hit is None and not above) or hit["step"] == above[0]
+    assert result["figure"] == str(tmp_path / "curve.png") and (tmp_path / "curve.png").stat().st_size > 1000
+    for only in (None, ["ijepa", "mae"], ["nope"]):  # exactly one candidate, refused before anything is written
+        with pytest.raises(ValueError, match="needs --only NAME"):
+            run_images_curve(True, tmp_path / "w2", [], tmp_path / "w2" / "r.json", only=only)
+    assert not (tmp_path / "w2").exists()

@@ -29,6 +29,7 @@ EPILOG = """examples:
   openjepa embed runs/smoke shards/ --out feats.safetensors --pool lastk --workers 8
   openjepa bench images --quick --out bench.json
   openjepa bench images_search --reuse           # recipe search, scored on a validation carve of the train set
+  openjepa bench images_curve --only mae --reuse  # one recipe trained long: validation accuracy vs minutes
   openjepa train vjepa_physics_cpu --out runs/vjepa  # video world model on procedural physics videos
   openjepa surprise runs/vjepa clip.mp4 --json      # violation-of-expectation surprise per frame
   openjepa bench physics --quick                   # intuitive-physics benchmark (jepa vs pixel vs untrained)
@@ -233,7 +234,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     extra = {}
     # suite-specific options: (flag, value given, the suites it belongs to, least value or None)
     physics = ("physics",)
-    search = ("images_search",)
+    search = ("images_search", "images_curve")
     for flag, value, suites, least in (("--only", args.only or None, ("throughput", "planning") + search, None),
                                        ("--reuse", args.reuse or None, ("physics", "planning") + search, None),
                                        ("--jobs", args.jobs, physics, 1), ("--n-quads", args.n_quads, physics, 1),
@@ -465,14 +466,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workdir", default="bench_work", help="where runs and checkpoints go (default bench_work)")
     b.add_argument("--only", metavar="ROW[,ROW]", help="throughput: run only these configs (e.g. ijepa_vits_gpu); "
                    "planning: only these models (e.g. two_rooms_any); images_search: only these candidate recipes "
-                   "(e.g. ijepa,mae)")
+                   "(e.g. ijepa,mae); images_curve: the one candidate recipe to train long and score along the way")
     b.add_argument("--reuse", action="store_true", help="physics: keep finished training runs under --workdir that "
                    "match the configs (score again without retraining), resume unfinished ones from their "
                    "checkpoints, train the others. Ctrl-C or SIGTERM stops the whole bench (each member in training "
                    "saves a checkpoint); --reuse then goes on from there. planning: keep each finished world model "
                    "under --workdir trained with the same settings and plan again (no collection, no training). "
                    "images_search: keep each finished candidate run under --workdir trained with the same settings "
-                   "(eval.* aside) and score it again, resume unfinished ones, train the others")
+                   "(eval.* aside) and score it again, resume unfinished ones, train the others; images_curve: the same for "
+                   "its one run")
     b.add_argument("--jobs", type=int, metavar="N", help="physics: train up to N ensemble members at once, each in "
                    "its own process with 1/N of torch's threads (default: the full bench trains its 2 members at once "
                    "when torch has 2 or more threads, which is faster on a 2-core CPU, README; --quick one after "

@@ -90,14 +90,26 @@ def candidate_config(name: str, quick: bool, overrides: list[str], steps: int = 
     return resolve_config(load_config(find_preset(preset), budget(quick, steps) + own + list(overrides)))
 
 
-def _score(name: str, encoder, cfg: Config, splits: dict) -> dict:
-    """evaluate_encoder on the validation split of cfg's input size (made once per size)."""
+def score_split(name: str, encoder, cfg: Config, splits: dict) -> dict:
+    """evaluate_encoder on the validation split of cfg's input size (made once per size, kept in `splits`)."""
     key = (cfg.data.path, cfg.data.img_size, cfg.data.channels, cfg.eval.train_samples, cfg.eval.test_samples)
     if key not in splits:
         splits[key] = eval_split(cfg.eval, *key[:3], holdout=VAL_IMAGES)
     row, _, _ = evaluate_encoder(name, encoder, splits[key], cfg.eval, select_device(cfg.train.device),
                                  cfg.train.precision, progress=False, patch=cfg.model.patch_size)
     return row
+
+
+def score_references(quick: bool, overrides: list[str], steps: int, suite_dir: Path, splits: dict) -> list[dict]:
+    """The rows raw_pixels and random_init (REFERENCE's encoder untrained, seeded as `openjepa eval --baselines`
+    seeds it; saved under suite_dir/random_init) on the validation split, with the suite's probes."""
+    ref = resolve_config(load_config(find_preset(REFERENCE), budget(quick, steps) + list(overrides)))
+    torch.manual_seed(ref.train.seed)  # as evaluate_run seeds its random_init row
+    rand = METHODS[ref.train.method](ref).eval_encoder()
+    return [_row(score_split("raw_pixels", None, ref, splits), preset=None, overrides=[], steps=0, train_seconds=0.0,
+                 checkpoint=None, reused=False),
+            _row(score_split("random_init", rand, ref, splits), preset=REFERENCE, overrides=[], steps=0,
+                 train_seconds=0.0, checkpoint=str(save_random_init(ref, suite_dir / "random_init")), reused=False)]
 
 
 def _row(r: dict, **extra) -> dict:
@@ -117,13 +129,8 @@ def run_images_search(quick: bool, workdir: Path, overrides: list[str], out: Pat
     suite_dir = Path(workdir) / ("images_search_quick" if quick else "images_search")
     meta = provenance()  # taken before training: the code that ran
     splits: dict = {}
+    rows = score_references(quick, overrides, steps, suite_dir, splits)
     ref = resolve_config(load_config(find_preset(REFERENCE), budget(quick, steps) + list(overrides)))
-    torch.manual_seed(ref.train.seed)  # as evaluate_run seeds its random_init row
-    rand = METHODS[ref.train.method](ref).eval_encoder()
-    rows = [_row(_score("raw_pixels", None, ref, splits), preset=None, overrides=[], steps=0, train_seconds=0.0,
-                 checkpoint=None, reused=False),
-            _row(_score("random_init", rand, ref, splits), preset=REFERENCE, overrides=[], steps=0,
-                 train_seconds=0.0, checkpoint=str(save_random_init(ref, suite_dir / "random_init")), reused=False)]
     split = {"scored_on": "validation carve of the Fashion-MNIST train split; the test split is never read",
              "val_images": VAL_IMAGES, "holdout_seed": HOLDOUT_SEED, "probe_fit_samples": ref.eval.train_samples,
              "probe_val_samples": ref.eval.test_samples, "pretraining_excludes_val": True}
@@ -150,7 +157,7 @@ def run_images_search(quick: bool, workdir: Path, overrides: list[str], out: Pat
                                                  hint=" (--reuse resumes it)")
         ckpt = run_dir / "checkpoints" / "last.pt"  # the final model at the fixed budget (best.pt is the online pick)
         method, _, state = load_method(ckpt)
-        row = _score(name, method.eval_encoder(), cfg, splits)
+        row = score_split(name, method.eval_encoder(), cfg, splits)
         preset, own = CANDIDATES[name]
         rows.append(_row(row, preset=preset, overrides=own, steps=int(state["step"]), train_seconds=train_seconds,
                          checkpoint=str(ckpt), reused=reused))

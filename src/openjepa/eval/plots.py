@@ -315,3 +315,34 @@ def protocol_bars(rows: Sequence[Mapping], path, title: str) -> str | None:
     fig.tight_layout()
     fig.savefig(path, format="png", metadata={"Software": None})
     return str(path)
+
+
+def curve_figure(rows: Sequence[Mapping], path, title: str) -> str | None:
+    """Probe accuracy along one training run: rows named raw_pixels / random_init are references (horizontal lines,
+    their best protocol), every other row is a checkpoint with `train_seconds` (or only `step`) and `protocols`;
+    one line per protocol of linear top-1 against training minutes (steps where a time is missing). Written to
+    `path` (PNG); returns it, or None without checkpoint rows."""
+    refs = {r["name"]: r for r in rows if r.get("name") in ("raw_pixels", "random_init")}
+    points = [r for r in rows if r.get("name") not in refs and r.get("protocols")]
+    if not points:
+        return None
+    timed = all(r.get("train_seconds") is not None for r in points)
+    xs = [r["train_seconds"] / 60 if timed else r["step"] for r in points]
+    fig = _new_figure(7.5, 3.8)
+    ax = fig.add_subplot(1, 1, 1)
+    protocols = list(dict.fromkeys(p for r in points for p in r["protocols"]))
+    for j, p in enumerate(protocols):
+        pts = [(x, 100 * r["protocols"][p]["linear_top1"]) for x, r in zip(xs, points) if p in r["protocols"]]
+        ax.plot(*zip(*pts), marker="o", ms=4, lw=1.3, color=f"C{j}", label=p)
+    for name, style in (("raw_pixels", "--"), ("random_init", ":")):
+        if name in refs and refs[name].get("protocols"):
+            best = max(100 * v["linear_top1"] for v in refs[name]["protocols"].values())
+            ax.axhline(best, color="k", ls=style, lw=1, label=f"{name.replace('_', ' ')}, best ({best:.1f}%)")
+    ax.set_xlabel("training minutes" if timed else "step")
+    ax.set_ylabel("linear top-1 (%)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+    _style(ax)
+    fig.tight_layout()
+    fig.savefig(path, format="png", metadata={"Software": None})
+    return str(path)
