@@ -157,7 +157,7 @@ class Checkpoints:
         return {"model": model_sd, "optimizer": opt_sd, "step": state.step, "best": state.best,
                 "lr_scale": state.lr_scale, "rng": torch.get_rng_state(), "config": self.run.cfg.to_dict(),
                 "meta": self.meta, "collapse_warned": state.collapse_warned, "stall_warned": state.stall_warned,
-                "train_seconds": round(state.train_seconds(), 1),
+                "train_seconds": round(state.train_seconds(), 3),
                 **({"bad_files": list(self.stream.bad.items())} if isinstance(self.stream, StreamingSource) else {})}
 
     def save(self, state: LoopState) -> None:
@@ -475,7 +475,7 @@ def log_step(run: Run, state: LoopState, result: StepResult, lr: float, wd: floa
     state.last_loss = mean_over_ranks(float(result.loss), run.ddp.world, run.device)
     per_s = rate.take()
     row = {"step": step, "loss": state.last_loss, "lr": lr, "wd": wd, "samples_per_s": round(per_s, 1),
-           "epoch": round(step / stream.steps_per_epoch, 3), "elapsed_s": round(state.train_seconds(), 1),
+           "epoch": round(step / stream.steps_per_epoch, 3), "elapsed_s": round(state.train_seconds(), 3),
            **result.logs}
     row["grad_norm"] = float(result.grad_norm)
     if state.lr_scale != 1.0:
