@@ -40,8 +40,7 @@ def run_images_curve(quick: bool, workdir: Path, overrides: list[str], out: Path
         raise ValueError(f"bench images_curve needs --only NAME, one of {list(CANDIDATES)}; got {only}")
     name = only[0]
     steps = 20 if quick else CURVE_STEPS
-    given = load_steps(overrides, steps)
-    every = max(1, given // POINTS)
+    every = max(1, candidate_config(name, quick, overrides, steps).train.steps // POINTS)  # --train.steps=N counts
     cfg = candidate_config(name, quick, [f"--train.ckpt_every={every}", f"--train.keep_last={POINTS + 1}",
                                          *overrides], steps)
     run_dir = Path(workdir) / ("images_curve_quick" if quick else "images_curve") / name
@@ -75,12 +74,6 @@ def run_images_curve(quick: bool, workdir: Path, overrides: list[str], out: Path
               "reused": reused, "rows": rows, "crosses_raw_pixels": crosses, "figure": str(figure)}
     write_result(out, result)
     return result
-
-
-def load_steps(overrides: list[str], default: int) -> int:
-    """The run's step count: the last --train.steps=N of the overrides, else `default`."""
-    given = [o.split("=", 1)[1] for o in overrides if o.startswith("--train.steps=")]
-    return int(given[-1]) if given else default
 
 
 def _minutes(seconds: float | None) -> float | None:
