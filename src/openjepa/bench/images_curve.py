@@ -49,14 +49,13 @@ def run_images_curve(quick: bool, workdir: Path, overrides: list[str], out: Path
     rows = score_references(quick, overrides, steps, run_dir.parent, splits)
     train_seconds, reused, _ = train_or_keep(cfg, run_dir, name, reuse, "images_curve", ignore=NO_EVAL,
                                              hint=" (--reuse resumes it)")
+    keep = ("linear_top1", "knn_top1", "protocols", "rankme", "collapsed")
     for path in sorted(step_files(run_dir / "checkpoints"), key=lambda p: p.name):
         method, _, state = load_method(path)
         row = score_split(f"{name}@{int(state['step'])}", method.eval_encoder(), cfg, splits)
-        keep = ("linear_top1", "knn_top1", "protocols", "rankme", "collapsed")
         rows.append({"name": row["name"], "step": int(state["step"]),
                      "train_seconds": state.get("train_seconds"), **{k: row[k] for k in keep if k in row},
                      "checkpoint": str(path)})
-        del method
     pixels = rows[0]["protocols"]
     crosses: dict[str, dict | None] = {}
     for p in pixels:

@@ -285,6 +285,18 @@ def pca_figure(emb: dict) -> tuple[str | None, str | None]:
     return _png_b64(fig), None
 
 
+def _best_linear(row: Mapping) -> float:
+    """A bench row's best linear top-1 (%) over its probe protocols."""
+    return max(100 * v["linear_top1"] for v in row["protocols"].values())
+
+
+def _save_png(fig, path) -> str:
+    """A figure written to `path` (PNG, no software stamp) -> str(path)."""
+    fig.tight_layout()
+    fig.savefig(path, format="png", metadata={"Software": None})
+    return str(path)
+
+
 def protocol_bars(rows: Sequence[Mapping], path, title: str) -> str | None:
     """A bench's image rows as grouped bars, one group per row and one bar per probe protocol (linear top-1 of
     row["protocols"][p]), with raw_pixels' best protocol as a dashed line; written to `path` (PNG). Returns the
@@ -302,7 +314,7 @@ def protocol_bars(rows: Sequence[Mapping], path, title: str) -> str | None:
         ax.bar(xs, ys, width, color=f"C{j}", label=p)
     pixels = [r for r in rows if r.get("name") == "raw_pixels"]
     if pixels:
-        best = max(100 * v["linear_top1"] for v in pixels[0]["protocols"].values())
+        best = _best_linear(pixels[0])
         ax.axhline(best, color="k", ls="--", lw=1, label=f"raw pixels, best ({best:.1f}%)")
     lo = min(100 * v["linear_top1"] for r in rows for v in r["protocols"].values())
     ax.set_ylim(max(0.0, 5 * math.floor((lo - 5) / 5)), 100)
@@ -312,9 +324,7 @@ def protocol_bars(rows: Sequence[Mapping], path, title: str) -> str | None:
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, ncol=min(len(protocols) + 1, 5), loc="upper left")
     _style(ax)
-    fig.tight_layout()
-    fig.savefig(path, format="png", metadata={"Software": None})
-    return str(path)
+    return _save_png(fig, path)
 
 
 def curve_figure(rows: Sequence[Mapping], path, title: str) -> str | None:
@@ -336,13 +346,11 @@ def curve_figure(rows: Sequence[Mapping], path, title: str) -> str | None:
         ax.plot(*zip(*pts), marker="o", ms=4, lw=1.3, color=f"C{j}", label=p)
     for name, style in (("raw_pixels", "--"), ("random_init", ":")):
         if name in refs and refs[name].get("protocols"):
-            best = max(100 * v["linear_top1"] for v in refs[name]["protocols"].values())
+            best = _best_linear(refs[name])
             ax.axhline(best, color="k", ls=style, lw=1, label=f"{name.replace('_', ' ')}, best ({best:.1f}%)")
     ax.set_xlabel("training minutes" if timed else "step")
     ax.set_ylabel("linear top-1 (%)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
     _style(ax)
-    fig.tight_layout()
-    fig.savefig(path, format="png", metadata={"Software": None})
-    return str(path)
+    return _save_png(fig, path)
